@@ -101,11 +101,9 @@ def _run(cmd: list[str], what: str, cwd: Path) -> str:
 def _obtain_weights(entry: ModelEntry, offline_dir: Path | None, progress: bool) -> Path:
     src = entry.source
     weights = entry.folder / src["weights"]
-    if offline_dir is not None and (offline_dir / src["weights"]).is_file():
+    if offline_dir is not None:
         _copy_checked(offline_dir / src["weights"], weights, src.get("weights_sha256"))
     elif not weights.is_file():
-        if offline_dir is not None:
-            raise ModelError(f"{src['weights']} is not in {offline_dir}")
         download(src["url"], weights, src.get("weights_sha256"), progress=progress)
     return weights
 
@@ -119,8 +117,6 @@ def _convert(entry: ModelEntry, offline_dir: Path | None, progress: bool) -> Non
 def _ultralytics_export(entry: ModelEntry, offline_dir: Path | None) -> None:
     weights = entry.source["weights"]
     if offline_dir is not None:
-        if not (offline_dir / weights).is_file():
-            raise ModelError(f"{weights} is not in {offline_dir}")
         weights = str((offline_dir / weights).resolve())
     with tempfile.TemporaryDirectory() as tmp:
         if not Path(weights).is_absolute() and (entry.folder / weights).is_file():
@@ -149,20 +145,21 @@ def fetch(entry: ModelEntry, *, offline_dir: Path | None = None, progress: bool 
     if entry.present and (entry.sha256 is None or sha256_of(entry.path) == entry.sha256):
         return Outcome(entry, "present", str(entry.path))
     kind = entry.source.get("kind", "local")
+    if offline_dir is not None and not (offline_dir / entry.file).is_file():
+        needed = entry.source.get("weights") if kind in ("convert", "ultralytics-export") else None
+        if needed is None or not (offline_dir / needed).is_file():
+            return Outcome(entry, "skipped", f"neither {entry.file} nor its source is in {offline_dir}")
     try:
         if offline_dir is not None and (offline_dir / entry.file).is_file():
             _copy_checked(offline_dir / entry.file, entry.path, entry.sha256)
         elif kind == "download":
-            if offline_dir is not None:
-                return Outcome(entry, "skipped", f"{entry.file} is not in {offline_dir}")
             download(entry.source["url"], entry.path, entry.sha256, progress=progress)
         elif kind == "convert":
             _convert(entry, offline_dir, progress)
         elif kind == "ultralytics-export":
             _ultralytics_export(entry, offline_dir)
         elif kind == "local":
-            where = f"in {offline_dir}" if offline_dir else "given (use --offline DIR)"
-            return Outcome(entry, "skipped", f"supplied from a local folder only, none {where}")
+            return Outcome(entry, "skipped", "supplied from a local folder only (use --offline DIR)")
         else:
             raise ModelError(f"{entry.name}: unknown source kind {kind!r}; valid kinds: "
                              "download, convert, ultralytics-export, local")
