@@ -124,3 +124,21 @@ def test_cli_list_and_offline_fetch(tmp_path):
     assert (tmp_path / "osnet_x0_25_msmt17.onnx").is_file()
     bad = subprocess.run([*run, "fetch", "--only", "nope"], capture_output=True, text=True, cwd=REPO_ROOT)
     assert bad.returncode == 1 and "valid names:" in bad.stderr
+
+
+def test_ultralytics_export_path_builds_a_detector(tmp_path):
+    """The install-time export users take (``yolo11n.pt`` -> ONNX), run here on ``yolo11n.yaml``.
+
+    Ultralytics builds the yaml's network with random weights offline, so the same
+    subprocess export and file move run without any download.
+    """
+    pytest.importorskip("ultralytics", reason="the export extra (ultralytics) is not installed")
+    entry = load_manifest(write_manifest(tmp_path, [
+        {"name": "yolo11n_random", "task": "detect", "file": "yolo11n_random.onnx", "sha256": None,
+         "person_classes": ["person"],
+         "source": {"kind": "ultralytics-export", "weights": "yolo11n.yaml", "imgsz": 320}},
+    ]), tmp_path / "m")[0]
+    outcome = fetch(entry, progress=False)
+    assert outcome.status == "fetched", outcome.message
+    result = verify(entry)
+    assert result.status == "ok", result.message
