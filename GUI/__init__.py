@@ -1,0 +1,1 @@
+"""ReID Video Search desktop app (PySide6). Start it with ``cd GUI; python main.py``."""
