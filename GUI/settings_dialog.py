@@ -1,0 +1,174 @@
+"""The Settings dialog: models, device, stride, threshold, database location."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core import paths
+from core.errors import ModelError
+from core.models.manifest import FETCH_HINT, load_manifest
+from GUI.settings import AppSettings
+
+DEVICE_LABELS = {"auto": "Automatic (GPU if available)", "gpu": "GPU (CUDA)", "cpu": "CPU"}
+OTHER = "__other__"
+
+
+class ModelCombo(QComboBox):
+    """Picks a model file of one task: the default, a manifest entry or any ONNX file."""
+
+    def __init__(self, task: str, current: str | None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._task = task
+        self.addItem("Default (first model present in the manifest)", None)
+        try:
+            entries = [e for e in load_manifest() if e.task == task]
+        except ModelError as exc:
+            entries = []
+            self.setToolTip(str(exc))
+        for entry in entries:
+            state = "" if entry.present else f" - missing, run `{FETCH_HINT}`"
+            self.addItem(f"{entry.name} ({entry.file}){state}", str(entry.path))
+            self.setItemData(self.count() - 1, entry.description, 3)  # Qt.ToolTipRole
+        self.addItem("Other ONNX file...", OTHER)
+        if current:
+            self._select_path(current)
+        self._last = self.currentIndex()
+        self.activated.connect(self._picked)
+
+    def _select_path(self, path: str) -> None:
+        for i in range(self.count()):
+            data = self.itemData(i)
+            if data not in (None, OTHER) and Path(data) == Path(path):
+                self.setCurrentIndex(i)
+                return
+        self.insertItem(self.count() - 1, f"{Path(path).name} ({Path(path).parent})", str(path))
+        self.setCurrentIndex(self.count() - 2)
+
+    def _picked(self, index: int) -> None:
+        if self.itemData(index) != OTHER:
+            self._last = index
+            return
+        start = str(paths.models_dir())
+        path, _ = QFileDialog.getOpenFileName(self, f"Choose a {self._task} model", start,
+                                              "ONNX models (*.onnx);;All files (*)")
+        if path:
+            self._select_path(path)
+            self._last = self.currentIndex()
+        else:
+            self.setCurrentIndex(self._last)
+
+    def path(self) -> str | None:
+        """The chosen file, or ``None`` for the default."""
+        data = self.currentData()
+        return None if data in (None, OTHER) else str(data)
+
+
+class SettingsDialog(QDialog):
+    """Edit :class:`~GUI.settings.AppSettings`.
+
+    Args:
+        settings: The current settings.
+        providers: ``Engine.providers`` of the running engine (what is really in use).
+        notes: ``Engine.notes`` of the running engine.
+        default_threshold: The engine's default threshold (shown when none is set).
+        parent: Parent widget.
+    """
+
+    def __init__(self, settings: AppSettings, providers: dict[str, str] | None = None,
+                 notes: tuple[str, ...] = (), default_threshold: float = 0.5,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.setMinimumWidth(560)
+        self._settings = settings
+        self.detector = ModelCombo("detect", settings.detector)
+        self.reid = ModelCombo("reid", settings.reid)
+        self.device = QComboBox()
+        for key, label in DEVICE_LABELS.items():
+            self.device.addItem(label, key)
+        self.device.setCurrentIndex(list(DEVICE_LABELS).index(settings.device))
+        in_use = ", ".join(f"{k}: {v.replace('ExecutionProvider', '')}" for k, v in (providers or {}).items())
+        self.providers = QLabel(("In use now: " + in_use) if in_use else "Models not loaded yet.")
+        self.providers.setObjectName("hint")
+        self.providers.setWordWrap(True)
+        if notes:
+            self.providers.setText(self.providers.text() + "\n" + "\n".join(notes))
+        self.stride = QSpinBox()
+        self.stride.setRange(1, 30)
+        self.stride.setValue(settings.stride)
+        self.stride.setToolTip("Index every n-th frame: 1 is the most thorough, 2-3 is faster and "
+                               "usually enough for walking people.")
+        self.threshold = QDoubleSpinBox()
+        self.threshold.setRange(0.0, 1.0)
+        self.threshold.setSingleStep(0.01)
+        self.threshold.setDecimals(2)
+        self.threshold.setValue(settings.threshold if settings.threshold is not None else default_threshold)
+        self._default_threshold = default_threshold
+        self.db = QLineEdit(settings.db_path or "")
+        self.db.setPlaceholderText(str(paths.default_db_path()))
+        browse = QPushButton("Browse...")
+        browse.clicked.connect(self._browse_db)
+        db_row = QHBoxLayout()
+        db_row.addWidget(self.db, 1)
+        db_row.addWidget(browse)
+
+        form = QFormLayout()
+        form.addRow("Person detector:", self.detector)
+        form.addRow("ReID model:", self.reid)
+        form.addRow("Device:", self.device)
+        form.addRow("", self.providers)
+        form.addRow("Frame stride:", self.stride)
+        form.addRow("Score threshold:", self.threshold)
+        form.addRow("Library database:", db_row)
+        note = QLabel("Changing the models or the stride means videos are indexed again the next time "
+                      "they are searched.")
+        note.setObjectName("hint")
+        note.setWordWrap(True)
+        std = QDialogButtonBox.StandardButton
+        buttons = QDialogButtonBox(std.Ok | std.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(note)
+        layout.addWidget(buttons)
+
+    def _browse_db(self) -> None:
+        start = self.db.text() or str(paths.default_db_path())
+        path, _ = QFileDialog.getSaveFileName(self, "Library database", start,
+                                              "SQLite databases (*.sqlite *.db);;All files (*)",
+                                              options=QFileDialog.Option.DontConfirmOverwrite)
+        if path:
+            self.db.setText(path)
+
+    def result_settings(self) -> AppSettings:
+        """The settings as edited in the dialog."""
+        threshold = round(self.threshold.value(), 2)
+        if self._settings.threshold is None and abs(threshold - self._default_threshold) < 1e-6:
+            threshold = None
+        return replace(
+            self._settings,
+            detector=self.detector.path(),
+            reid=self.reid.path(),
+            device=self.device.currentData(),
+            stride=self.stride.value(),
+            threshold=threshold,
+            db_path=self.db.text().strip() or None,
+        )
