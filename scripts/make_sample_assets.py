@@ -51,9 +51,11 @@ def main() -> None:
     centres = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], 1)
     x1, y1, x2, y2 = boxes[int(np.argmin(np.linalg.norm(centres - QUERY_NEAR, axis=1)))]
     pad = 0.08 * (y2 - y1)
-    crop = query_frame[int(max(0, y1 - pad)):int(min(h, y2 + pad)), int(max(0, x1 - pad)):int(min(w, x2 + pad))]
+    top, bottom = int(max(0, y1 - pad)), int(min(h, y2 + pad))
+    crop = query_frame[top:bottom, int(max(0, x1 - pad)):int(min(w, x2 + pad))]
     cv2.imwrite(str(assets / "sample_query.jpg"), crop, [cv2.IMWRITE_JPEG_QUALITY, 95])
-    print(f"wrote {assets / 'sample_clip.mp4'} ({CLIP_FRAMES} frames) and sample_query.jpg {crop.shape[1]}x{crop.shape[0]}")
+    print(f"wrote {assets / 'sample_clip.mp4'} ({CLIP_FRAMES} frames) and "
+          f"sample_query.jpg {crop.shape[1]}x{crop.shape[0]}")
 
 
 if __name__ == "__main__":
