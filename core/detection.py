@@ -156,6 +156,9 @@ class YoloOnnxDetector:
         else:  # older exports (e.g. YOLOv10) lack the flag: recognise (N, K, 6) by its shape
             self.end2end = (out_shape[2] == 6 and isinstance(out_shape[1], int)
                             and out_shape[1] != 4 + len(self.names))
+        if max(self.names) + 1 != len(self.names):
+            raise ModelError(f"{model.path} has class ids {sorted(self.names)} in its metadata 'names'; "
+                             "expected 0 to N-1.")
         if not self.end2end and isinstance(out_shape[1], int) and out_shape[1] != 4 + len(self.names):
             raise ModelError(f"{model.path} outputs {out_shape[1]} channels per anchor but its metadata "
                              f"names {len(self.names)} classes (expected 4 + {len(self.names)}).")
@@ -171,7 +174,7 @@ class YoloOnnxDetector:
                              f"among its classes {listed}; set person_classes to class names of this model.")
         self.person_classes = person_classes
         self.person_ids: tuple[int, ...] = tuple(sorted(i for c in person_classes for i in by_name[c]))
-        self._is_person = np.zeros(max(self.names) + 1, bool)
+        self._is_person = np.zeros(len(self.names), bool)
         self._is_person[list(self.person_ids)] = True
 
     @property
@@ -231,6 +234,9 @@ class YoloOnnxDetector:
 
     def _decode_raw(self, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One image's raw head ``(4 + C, anchors)`` -> NMS'd person boxes in network pixels."""
+        if pred.shape[0] != 4 + len(self._is_person):
+            raise ModelError(f"{self.path} outputs {pred.shape[0]} values per anchor but its metadata names "
+                             f"{len(self.names)} classes (expected 4 + {len(self.names)}).")
         pred = pred.T  # (anchors, 4 + C)
         cls_scores = pred[:, 4:]
         classes = cls_scores.argmax(1)

@@ -16,6 +16,7 @@ Kinds of model recognised from their inputs and outputs:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,8 +183,12 @@ def load_session(path: str | os.PathLike[str], *, device: str = "auto", expect: 
         session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
     except Exception as exc:  # onnxruntime raises several unrelated types (InvalidProtobuf, Fail, ...)
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "protobuf" in reason.lower() or "INVALID_PROTOBUF" in reason:
+        reason = re.sub(r"^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*", "", reason)
+        reason = reason.replace(f"Load model from {path} failed:", "").strip().rstrip(".")
+        if "protobuf" in reason.lower():
             reason = "it is not a readable ONNX protobuf file"
+        elif len(reason) > 200:
+            reason = reason[:197] + "..."
         raise ModelError(f"{path} is not a usable ONNX model: {reason}.") from None
 
     inputs = session.get_inputs()

@@ -129,3 +129,23 @@ def test_model_of_neither_kind(tmp_path):
     with pytest.raises(ModelError) as err:
         load_session(path)
     assert "neither a person detector nor a ReID model" in _one_sentence(err.value, path)
+
+
+def test_onnx_file_that_onnxruntime_cannot_run(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, 8, 8])
+    y = helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", 3])
+    graph = helper.make_graph([helper.make_node("NoSuchOp", ["images"], ["out"], domain="custom.x")],
+                              "unknown_op", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                    helper.make_opsetid("custom.x", 1)])
+    model.ir_version = 8
+    path = tmp_path / "custom_op.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(ModelError) as err:
+        load_session(path, expect="reid")
+    msg = _one_sentence(err.value, path)
+    assert "not a usable ONNX model" in msg and "NoSuchOp" in msg
+    assert msg.count(str(path)) == 1
