@@ -41,9 +41,10 @@ checkpoints are counted in processed frames from the start of the video, with th
 run's stored ``det_batch``/``commit_every``, so a resumed run detects the same frame
 batches, and detection, tracking and embedding are deterministic: the result equals
 an uninterrupted run (``tests/core/test_pipeline.py`` proves it with a SIGKILLed
-process). A state that cannot be unpickled (e.g. after a code change) restarts the run
-from frame 0. Two processes indexing the same video at the same time is not
-supported (the second would resume the first one's run).
+process). A state that cannot be unpickled, or was written by another version of
+the program (``core.__version__``), restarts the run from frame 0. Two processes
+indexing the same video at the same time is not supported (the second would resume
+the first one's run).
 
 Cancel (``cancel.is_set()``) is checked after every decoded frame; frames of an
 unfinished detection batch are dropped (they are re-read on resume), a checkpoint
@@ -71,6 +72,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from core import __version__
 from core.errors import ReidSearchError
 from core.store import NewTrack, RunRecord, Store
 from core.types import Detections, Detector, Embedder, Frame, IndexProgress, Tracker
@@ -340,6 +342,7 @@ class _State:
     """Everything needed to continue a run (pickled at each checkpoint)."""
 
     version: int
+    code_version: str
     settings_key: str
     tracker: Tracker
     live: dict[int, _LiveTrack]
@@ -424,7 +427,7 @@ def _index(source: VideoSource, *, store: Store, detector: Detector, embedder: E
         if run.frames_done or run.tracks_done:
             store.reset_run(run.id)
             run = store.get_run(run.id)
-        state = _State(STATE_VERSION, key, fresh_tracker, {}, 1, 0, -1)
+        state = _State(STATE_VERSION, __version__, key, fresh_tracker, {}, 1, 0, -1)
     worker = _Indexer(source, store, run, detector, embedder, exec_settings, state)
     yield from worker.loop(cancel)
 
@@ -437,7 +440,8 @@ def _load_state(store: Store, run: RunRecord, key: str) -> _State | None:
         state = pickle.loads(zlib.decompress(blob))  # noqa: S301 - our own checkpoint in the user's library
     except Exception:  # noqa: BLE001 - any unreadable state means: start the run again
         return None
-    if not isinstance(state, _State) or state.version != STATE_VERSION or state.settings_key != key:
+    if (not isinstance(state, _State) or state.version != STATE_VERSION or state.settings_key != key
+            or state.code_version != __version__):
         return None
     return state
 
