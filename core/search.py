@@ -1,0 +1,463 @@
+"""Search indexed videos for the person in one or more query photos.
+
+Query photos -> one query vector:
+
+* Each photo is a file (any image OpenCV reads) or a BGR array, either a tight
+  person crop or a whole picture. The person detector runs on it (and, when it
+  finds nobody, once more on the photo padded with a grey border: a detector
+  trained on scenes often misses a person who fills the whole image).
+* The photo's *main person* is the largest upright detection (taller than wide;
+  the largest of all when none is upright: detectors sometimes report a lying
+  "person" on things on the ground). The photo is taken as a **tight crop**, and
+  embedded whole, when that person fills it: the box covers at least
+  :data:`CROP_MIN_COVERAGE` of the area or :data:`CROP_MIN_HEIGHT` of the height.
+  Otherwise the main person's box is cut out and embedded, and a note says so
+  (``"photo.jpg: 3 people found, used the largest at (x1, y1, x2, y2)"``).
+* A photo in which the detector finds nobody, even padded, raises
+  :class:`~core.errors.QueryError` (``"photo.jpg: no person found ..."``): a
+  query vector of a wall or of grass would match people at random.
+* Several photos of one person: their L2-normalised embeddings are averaged and
+  the mean is L2-normalised again (the centroid direction on the unit sphere),
+  which cancels view- and camera-specific parts of each photo.
+
+Scoring: every track of an indexed video has up to K embeddings (crops spread over
+its life, see :mod:`core.pipeline`). A track's score is its *best* match, the
+largest cosine similarity between the query vector and the track's K vectors, found
+by an exact FAISS inner-product search (:class:`core.index.EmbeddingIndex`) limited
+to the searched runs. With an exact search, a track whose second-best vector is
+among the neighbours has its best vector among them too, so asking for
+``top_k * K`` neighbours (doubling while short) gives exact per-track maxima.
+
+The score is shown as a **similarity** in ``[0, 1]``: the cosine similarity clipped
+to ``[0, 1]`` (:func:`similarity`). The shipped OSNet models end in a ReLU, so their
+vectors are non-negative and the cosine is already in ``[0, 1]``; the clip only
+matters for other models, where anything at or below 0 means "unrelated".
+:data:`DEFAULT_THRESHOLD` was chosen with ``scripts/calibrate_threshold.py`` from
+same-person and different-person similarities measured on real data (see that
+script and the README).
+
+Segments: a track's sightings (processed frames in which it was matched) are split
+into time segments wherever two consecutive sightings are more than
+:func:`segment_gap_frames` frames apart: ``max(2 * stride, round(fps *``
+:data:`SEGMENT_GAP_S` ``))``. Shorter gaps (a missed detection, a brief occlusion)
+stay inside one segment; a person lost for longer and found again by the tracker
+gives a new segment. ``start_s``/``end_s`` are the times of the first and last
+sighting of the segment.
+
+Best frame and box: the frame of the track's best-matching embedding and the
+track's box in that frame.
+
+Search reads only the database and the FAISS index, never the video.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from sqlalchemy import select
+
+from core.errors import QueryError, StoreError
+from core.index import EmbeddingIndex
+from core.store import EmbeddingRow, SightingRow, Store, TrackRecord, VideoRecord
+from core.types import Detector, Embedder, Hit, Segment
+
+DEFAULT_THRESHOLD = 0.70
+"""Default similarity above which a track counts as the query person.
+
+Calibrated by ``scripts/calibrate_threshold.py`` on real data with the default
+OSNet x0.25 MSMT17 model (vtest.avi tracks and Market-1501 crops): see the README
+for the measured same-person and different-person distributions.
+"""
+
+SCORE_FLOOR = 0.50
+"""Hits below this similarity are never returned (a results slider can go down to it)."""
+
+SEGMENT_GAP_S = 1.0
+"""Sightings more than this many seconds apart (and more than two strides) start a new segment."""
+
+CROP_MIN_COVERAGE = 0.5
+"""A photo whose main person's box covers this fraction of its area is a tight crop."""
+
+CROP_MIN_HEIGHT = 0.8
+"""... or whose main person's box spans this fraction of its height."""
+
+PAD_FRACTION = 0.5
+"""Grey border (fraction of the longer side) added for the second detection try."""
+
+
+# --------------------------------------------------------------------------- scores and segments
+
+
+def similarity(cosine: np.ndarray | float) -> np.ndarray:
+    """Map cosine similarity to the user-facing similarity in ``[0, 1]`` (clip at 0 and 1).
+
+    Args:
+        cosine: Cosine similarities in ``[-1, 1]`` (any shape).
+
+    Returns:
+        float32 array of the same shape.
+    """
+    return np.clip(np.asarray(cosine, np.float32), 0.0, 1.0)
+
+
+def segment_gap_frames(fps: float, stride: int) -> int:
+    """Largest frame distance between two sightings that still belong to one segment.
+
+    Args:
+        fps: Frames per second of the video.
+        stride: Processing stride of the indexing run.
+
+    Returns:
+        ``max(2 * stride, round(fps * SEGMENT_GAP_S))``.
+    """
+    by_time = int(round(fps * SEGMENT_GAP_S)) if fps and fps > 0 else 0
+    return max(2 * max(int(stride), 1), by_time)
+
+
+def split_segments(frames: np.ndarray, times_s: np.ndarray, max_gap: int) -> tuple[Segment, ...]:
+    """Split a track's sightings into continuous segments.
+
+    Args:
+        frames: ``(N,)`` increasing frame indices of the sightings (N >= 1).
+        times_s: ``(N,)`` their times in seconds.
+        max_gap: Consecutive sightings more than this many frames apart start a new segment.
+
+    Returns:
+        Segments in time order; each spans from its first to its last sighting.
+    """
+    frames = np.asarray(frames, np.int64)
+    times_s = np.asarray(times_s, np.float64)
+    if len(frames) == 0:
+        return ()
+    cuts = np.flatnonzero(np.diff(frames) > max_gap) + 1
+    starts = np.concatenate([[0], cuts])
+    ends = np.concatenate([cuts - 1, [len(frames) - 1]])
+    return tuple(Segment(start_s=float(times_s[a]), end_s=float(times_s[b]), start_frame=int(frames[a]),
+                         end_frame=int(frames[b])) for a, b in zip(starts, ends, strict=True))
+
+
+# --------------------------------------------------------------------------- query photos
+
+
+@dataclass(frozen=True)
+class QueryPhoto:
+    """One query photo after person finding and embedding.
+
+    Attributes:
+        label: The photo's path as given, or ``"<array i>"`` for an in-memory image.
+        vector: ``(D,)`` float32 L2-normalised embedding.
+        box: ``(x1, y1, x2, y2)`` of the person used, or ``None`` when the whole photo was used.
+        people: People the detector found.
+        note: One sentence on what was used.
+    """
+
+    label: str
+    vector: np.ndarray
+    box: tuple[float, float, float, float] | None
+    people: int
+    note: str
+
+
+def photo_label(photo: str | Path | np.ndarray, i: int) -> str:
+    """How a photo is named in notes, errors and stored queries."""
+    return f"<array {i}>" if isinstance(photo, np.ndarray) else str(photo)
+
+
+def load_photo(photo: str | Path | np.ndarray, label: str) -> np.ndarray:
+    """Read a query photo as an ``(H, W, 3)`` uint8 BGR image.
+
+    Args:
+        photo: Image file, or an array (``(H, W)`` grey, ``(H, W, 3)`` BGR or ``(H, W, 4)`` BGRA uint8).
+        label: Its name for error messages.
+
+    Raises:
+        QueryError: Missing or unreadable file, or an array that is not an 8-bit image.
+    """
+    if isinstance(photo, np.ndarray):
+        image = photo
+    else:
+        path = Path(photo)
+        if not path.exists():
+            raise QueryError(f"{label}: photo not found.")
+        if path.is_dir():
+            raise QueryError(f"{label}: is a folder, not a photo.")
+        try:
+            data = np.fromfile(path, np.uint8)  # works with non-ASCII paths, unlike cv2.imread on Windows
+        except OSError as err:
+            raise QueryError(f"{label}: cannot be read ({err.strerror or err}).") from None
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+        if image is None:
+            raise QueryError(f"{label}: not a readable image (JPEG, PNG, BMP, WebP, ...).")
+    if image.dtype != np.uint8 or image.size == 0 or image.ndim not in (2, 3):
+        raise QueryError(f"{label}: not an 8-bit image (got {image.dtype} {image.shape}).")
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    elif image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    elif image.shape[2] != 3:
+        raise QueryError(f"{label}: has {image.shape[2]} channels; expected a colour or grey image.")
+    return np.ascontiguousarray(image)
+
+
+def _detect_people(image: np.ndarray, detector: Detector) -> np.ndarray:
+    """``(N, 4)`` person boxes in ``image``; tries a grey-padded copy when none is found."""
+    boxes = np.asarray(detector.detect([image])[0].boxes, np.float32).reshape(-1, 4)
+    if len(boxes):
+        return boxes
+    h, w = image.shape[:2]
+    p = max(1, int(round(PAD_FRACTION * max(h, w))))
+    padded = cv2.copyMakeBorder(image, p, p, p, p, cv2.BORDER_CONSTANT, value=(114, 114, 114))
+    boxes = np.asarray(detector.detect([padded])[0].boxes, np.float32).reshape(-1, 4) - p
+    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
+    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
+    keep = (boxes[:, 2] - boxes[:, 0] >= 2) & (boxes[:, 3] - boxes[:, 1] >= 2)
+    return boxes[keep]
+
+
+def main_person(boxes: np.ndarray) -> int:
+    """Index of the largest upright box (taller than wide), or of the largest box when none is upright.
+
+    Args:
+        boxes: ``(N, 4)`` xyxy, N >= 1.
+    """
+    w = boxes[:, 2] - boxes[:, 0]
+    h = boxes[:, 3] - boxes[:, 1]
+    area = w * h
+    upright = h >= w
+    if upright.any():
+        area = np.where(upright, area, -1.0)
+    return int(np.argmax(area))
+
+
+def _fmt_box(box: Sequence[float]) -> str:
+    return "(" + ", ".join(str(int(round(float(v)))) for v in box) + ")"
+
+
+def embed_photo(photo: str | Path | np.ndarray, i: int, detector: Detector, embedder: Embedder) -> QueryPhoto:
+    """Find the person in one query photo and embed them (see the module notes for the rules).
+
+    Args:
+        photo: Image file or BGR array.
+        i: Position of the photo in the query (for in-memory labels).
+        detector: Person detector.
+        embedder: ReID embedder.
+
+    Returns:
+        The embedded photo with a note.
+
+    Raises:
+        QueryError: Unreadable photo, no person found, or the person is too small to embed.
+    """
+    label = photo_label(photo, i)
+    image = load_photo(photo, label)
+    h, w = image.shape[:2]
+    boxes = _detect_people(image, detector)
+    if len(boxes) == 0:
+        raise QueryError(f"{label}: no person found (give a photo or crop showing one whole person).")
+    j = main_person(boxes)
+    box = boxes[j]
+    bw, bh = float(box[2] - box[0]), float(box[3] - box[1])
+    n = len(boxes)
+    if bw * bh >= CROP_MIN_COVERAGE * w * h or bh >= CROP_MIN_HEIGHT * h:
+        vector = embedder.embed_crops([image])[0]
+        extra = f" ({n} people found)" if n > 1 else ""
+        note = f"{label}: used the whole photo as a person crop{extra}."
+        used = None
+    else:
+        emb = embedder.embed(image, box[None, :])
+        if len(emb.vectors) == 0:
+            reason = emb.skipped[0][1] if emb.skipped else "not usable"
+            raise QueryError(f"{label}: the person found at {_fmt_box(box)} is too small to use ({reason}).")
+        vector = emb.vectors[0]
+        who = "1 person found, used it" if n == 1 else f"{n} people found, used the largest"
+        note = f"{label}: {who} at {_fmt_box(box)}."
+        used = tuple(float(v) for v in box)
+    vector = np.asarray(vector, np.float32).copy()
+    vector.flags.writeable = False
+    return QueryPhoto(label=label, vector=vector, box=used, people=n, note=note)  # type: ignore[arg-type]
+
+
+def combine(vectors: np.ndarray) -> np.ndarray:
+    """Combine several photos' embeddings into one query vector: mean, then L2-normalise.
+
+    Args:
+        vectors: ``(P, D)`` L2-normalised embeddings, P >= 1.
+
+    Returns:
+        ``(D,)`` float32 unit vector.
+    """
+    mean = np.asarray(vectors, np.float64).reshape(len(vectors), -1).mean(axis=0)
+    norm = float(np.linalg.norm(mean))
+    if norm < 1e-9:
+        raise QueryError("the query photos' embeddings cancel out; use photos of one person.")
+    return (mean / norm).astype(np.float32)
+
+
+def embed_query(photos: Sequence[str | Path | np.ndarray], detector: Detector, embedder: Embedder,
+                ) -> tuple[np.ndarray, tuple[QueryPhoto, ...]]:
+    """Embed the query photos and combine them.
+
+    Returns:
+        ``((D,) float32 query vector, the embedded photos)``.
+
+    Raises:
+        QueryError: No photos, or one of them is unusable.
+    """
+    if isinstance(photos, (str, Path, np.ndarray)):
+        photos = [photos]
+    if len(photos) == 0:
+        raise QueryError("no query photo given.")
+    done = tuple(embed_photo(p, i, detector, embedder) for i, p in enumerate(photos))
+    return combine(np.stack([q.vector for q in done])), done
+
+
+# --------------------------------------------------------------------------- searching runs
+
+
+@dataclass(frozen=True)
+class SearchTarget:
+    """One indexing run to search, with its video.
+
+    Attributes:
+        run_id: The run.
+        video: Its video.
+        stride: The run's processing stride (for segment gaps).
+    """
+
+    run_id: int
+    video: VideoRecord
+    stride: int
+
+
+def _embedding_info(store: Store, ids: np.ndarray) -> dict[int, tuple[int, int]]:
+    """``{embedding id: (track_pk, frame)}`` for the given ids."""
+    out: dict[int, tuple[int, int]] = {}
+    ids_list = sorted({int(i) for i in ids})
+    with store.session() as s:
+        for a in range(0, len(ids_list), 900):
+            q = (select(EmbeddingRow.id, EmbeddingRow.track_pk, EmbeddingRow.frame)
+                 .where(EmbeddingRow.id.in_(ids_list[a:a + 900])))
+            out.update({r.id: (r.track_pk, r.frame) for r in s.execute(q)})
+    return out
+
+
+def _sightings_of(store: Store, track_pks: Sequence[int]) -> dict[int, tuple[np.ndarray, np.ndarray,
+                                                                               np.ndarray]]:
+    """``{track_pk: (frames (N,), times (N,), boxes (N, 4))}`` of several tracks in one go."""
+    pks = sorted({int(p) for p in track_pks})
+    rows: list = []
+    with store.session() as s:
+        for a in range(0, len(pks), 900):
+            q = (select(SightingRow.track_pk, SightingRow.frame, SightingRow.time_s, SightingRow.x1,
+                        SightingRow.y1, SightingRow.x2, SightingRow.y2)
+                 .where(SightingRow.track_pk.in_(pks[a:a + 900])))
+            rows += s.execute(q).all()
+    if not rows:
+        return {}
+    arr = np.array([tuple(r) for r in rows], np.float64)
+    arr = arr[np.lexsort((arr[:, 1], arr[:, 0]))]
+    out = {}
+    cuts = np.flatnonzero(np.diff(arr[:, 0])) + 1
+    for part in np.split(arr, cuts):
+        out[int(part[0, 0])] = (part[:, 1].astype(np.int64), part[:, 2], part[:, 3:7].astype(np.float32))
+    return out
+
+
+def search_runs(store: Store, index: EmbeddingIndex, query: np.ndarray, targets: Sequence[SearchTarget], *,
+                top_k: int = 200, floor: float = SCORE_FLOOR) -> list[tuple[int, Hit]]:
+    """Score the tracks of the given runs against a query vector.
+
+    Args:
+        store: The library.
+        index: FAISS index of the ReID model the runs were made with.
+        query: ``(D,)`` L2-normalised query vector.
+        targets: Runs to search.
+        top_k: Most tracks returned.
+        floor: Tracks with a lower similarity are left out.
+
+    Returns:
+        ``(track_pk, hit)`` pairs, best first (ties by video id then track id), at most ``top_k``.
+    """
+    if not targets or top_k <= 0:
+        return []
+    by_run = {t.run_id: t for t in targets}
+    run_ids = sorted(by_run)
+    n_allowed = len(store.embedding_ids(run_ids))
+    if n_allowed == 0:
+        return []
+    k = min(n_allowed, top_k * 8)
+    while True:
+        scores, ids = index.search(query[None, :], k, run_ids=run_ids)
+        scores, ids = scores[0], ids[0]
+        valid = ids >= 0
+        scores, ids = scores[valid], ids[valid]
+        info = _embedding_info(store, ids)
+        best: dict[int, tuple[float, int]] = {}  # track_pk -> (cosine, frame)
+        for sc, eid in zip(scores, ids, strict=True):
+            pk, frame = info[int(eid)]
+            if pk not in best:  # results are best first: the first one per track is its best
+                best[pk] = (float(sc), int(frame))
+        enough = len(best) >= top_k or k >= n_allowed or (len(scores) and similarity(scores[-1]) < floor)
+        if enough:
+            break
+        k = min(n_allowed, k * 2)
+    chosen = [(pk, c, f) for pk, (c, f) in best.items() if similarity(c) >= floor]
+    tracks: dict[int, TrackRecord] = store.get_tracks([pk for pk, _, _ in chosen])
+    chosen.sort(key=lambda x: (-x[1], tracks[x[0]].video_id, tracks[x[0]].track_id))
+    chosen = chosen[:top_k]
+    sightings = _sightings_of(store, [pk for pk, _, _ in chosen])
+    out: list[tuple[int, Hit]] = []
+    for pk, cos, frame in chosen:
+        track = tracks[pk]
+        target = by_run[track.run_id]
+        frames, times, boxes = sightings[pk]
+        gap = segment_gap_frames(target.video.fps, target.stride)
+        at = int(np.argmin(np.abs(frames - frame)))
+        out.append((pk, Hit(video_id=target.video.id, video_path=target.video.path, track_id=track.track_id,
+                            score=float(similarity(cos)), segments=split_segments(frames, times, gap),
+                            best_frame=int(frames[at]), best_time_s=float(times[at]),
+                            best_box=tuple(float(v) for v in boxes[at]))))  # type: ignore[arg-type]
+    return out
+
+
+@dataclass(frozen=True)
+class RawSearch:
+    """Result of :func:`search` before it is stored.
+
+    Attributes:
+        hits: ``(track_pk, hit)`` pairs, best first.
+        photos: The embedded photos.
+        query: ``(D,)`` query vector.
+        elapsed_s: Seconds spent (photo embedding included).
+        embed_s: Seconds spent finding and embedding the people in the photos.
+    """
+
+    hits: tuple[tuple[int, Hit], ...]
+    photos: tuple[QueryPhoto, ...]
+    query: np.ndarray
+    elapsed_s: float
+    embed_s: float
+
+
+def search(photos: Sequence[str | Path | np.ndarray], *, store: Store, index: EmbeddingIndex,
+           detector: Detector, embedder: Embedder, targets: Sequence[SearchTarget], top_k: int = 200,
+           floor: float = SCORE_FLOOR) -> RawSearch:
+    """Embed the query photos and search the given runs.
+
+    Raises:
+        QueryError: A photo is unusable.
+        StoreError: Nothing to search.
+    """
+    t0 = time.perf_counter()
+    if not targets:
+        raise StoreError("no indexed video to search; index one first (python -m core index VIDEO).")
+    query, done = embed_query(photos, detector, embedder)
+    t1 = time.perf_counter()
+    hits = search_runs(store, index, query, targets, top_k=top_k, floor=floor)
+    return RawSearch(hits=tuple(hits), photos=done, query=query, elapsed_s=time.perf_counter() - t0,
+                     embed_s=t1 - t0)
