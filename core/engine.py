@@ -16,11 +16,13 @@ another ReID model cannot be searched with this one.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -115,11 +117,16 @@ class SearchResult:
         return tuple(h for h in self.hits if h.score >= threshold)
 
 
-def default_tracker_factory() -> Callable[[], Tracker]:
-    """The project's tracker (``core.tracking``) with its default configuration."""
+def default_tracker_factory(**kwargs: Any) -> Callable[[], Tracker]:
+    """The project's tracker (``core.tracking``), configured with ``kwargs``.
+
+    Args:
+        **kwargs: Tracker settings, typically the detector's manifest ``tracker`` entry
+            (thresholds suited to that detector's confidence scale).
+    """
     from core.tracking import ByteTracker
 
-    return ByteTracker
+    return functools.partial(ByteTracker, **kwargs) if kwargs else ByteTracker
 
 
 class Engine:
@@ -170,7 +177,8 @@ class Engine:
             if model.fallback_note and model.fallback_note not in notes:
                 notes.append(model.fallback_note)
         self.notes: tuple[str, ...] = tuple(notes)
-        self.tracker_factory = tracker_factory or default_tracker_factory()
+        self.tracker_factory = tracker_factory or default_tracker_factory(
+            **(det_entry.tracker if det_entry else {}))
         self.reid_name, self.reid_sha256 = model_identity(self.embedder)
         _, self.settings_key = run_settings(self.detector, self.embedder, self.tracker_factory(),
                                             self.settings)

@@ -38,6 +38,8 @@ class ModelEntry:
         person_classes: Detector class names that are people (detectors only).
         preprocess: ``input_size [h, w]``, ``color_order``, ``mean``, ``std`` for a ReID
             model without metadata (``None`` when the model carries its own).
+        tracker: Tracker keyword arguments suited to this detector's confidence scale
+            (detectors only), e.g. ``{"high_thresh": 0.4}``; empty for the defaults.
         folder: The models folder the entry resolves against.
     """
 
@@ -50,6 +52,7 @@ class ModelEntry:
     source: dict[str, Any]
     person_classes: tuple[str, ...] = ()
     preprocess: dict[str, Any] | None = None
+    tracker: dict[str, Any] = field(default_factory=dict)
     folder: Path = field(default_factory=paths.models_dir)
 
     @property
@@ -78,6 +81,7 @@ def _entry(raw: dict[str, Any], folder: Path, where: Path) -> ModelEntry:
             source=dict(raw.get("source", {"kind": "local"})),
             person_classes=tuple(raw.get("person_classes", ("person",) if task == "detect" else ())),
             preprocess=raw.get("preprocess"),
+            tracker=dict(raw.get("tracker", {})),
             folder=folder,
         )
     except (KeyError, ValueError) as exc:
