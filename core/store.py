@@ -937,25 +937,39 @@ class Store:
 
     @staticmethod
     def _write_tracks(s: Session, run: RunRow, tracks: Sequence[NewTrack]) -> None:
+        """Insert whole tracks with three executemany statements (the caller holds the write lock).
+
+        Track ids are given explicitly (``max(id) + 1 ...``), which is safe inside the
+        ``BEGIN IMMEDIATE`` transaction, so sightings and embeddings can reference them
+        without a round trip per track.
+        """
+        if not tracks:
+            return
         for t in tracks:
             if t.vectors.size and t.vectors.shape[1] != run.embedding_dim:
                 raise ValueError(f"track {t.track_id}: vectors have D={t.vectors.shape[1]}, "
                                  f"run expects {run.embedding_dim}")
-            row = TrackRow(run_id=run.id, track_id=int(t.track_id), first_frame=int(t.frames[0]),
-                           last_frame=int(t.frames[-1]), first_s=float(t.times_s[0]),
-                           last_s=float(t.times_s[-1]), n_sightings=len(t.frames))
-            s.add(row)
-            s.flush()
-            s.execute(insert(SightingRow), [
-                {"track_pk": row.id, "run_id": run.id, "frame": int(f), "time_s": float(ts),
-                 "x1": float(b[0]), "y1": float(b[1]), "x2": float(b[2]), "y2": float(b[3]),
-                 "score": float(sc)}
-                for f, ts, b, sc in zip(t.frames, t.times_s, t.boxes, t.scores, strict=True)])
-            if len(t.emb_frames):
-                s.execute(insert(EmbeddingRow), [
-                    {"track_pk": row.id, "run_id": run.id, "frame": int(f),
-                     "vector": np.ascontiguousarray(v, "<f4").tobytes(), "quality": float(q)}
-                    for f, v, q in zip(t.emb_frames, t.vectors, t.quality, strict=True)])
+        conn = s.connection()
+        next_pk = int(conn.execute(select(func.coalesce(func.max(TrackRow.id), 0))).scalar()) + 1
+        track_rows, sighting_rows, embedding_rows = [], [], []
+        for pk, t in enumerate(tracks, start=next_pk):
+            track_rows.append({"id": pk, "run_id": run.id, "track_id": int(t.track_id),
+                               "first_frame": int(t.frames[0]), "last_frame": int(t.frames[-1]),
+                               "first_s": float(t.times_s[0]), "last_s": float(t.times_s[-1]),
+                               "n_sightings": len(t.frames)})
+            sighting_rows += [
+                {"track_pk": pk, "run_id": run.id, "frame": f, "time_s": ts, "x1": b[0], "y1": b[1],
+                 "x2": b[2], "y2": b[3], "score": sc}
+                for f, ts, b, sc in zip(t.frames.tolist(), t.times_s.tolist(), t.boxes.tolist(),
+                                        t.scores.tolist(), strict=True)]
+            embedding_rows += [
+                {"track_pk": pk, "run_id": run.id, "frame": f,
+                 "vector": np.ascontiguousarray(v, "<f4").tobytes(), "quality": q}
+                for f, v, q in zip(t.emb_frames.tolist(), t.vectors, t.quality.tolist(), strict=True)]
+        conn.execute(insert(TrackRow.__table__), track_rows)
+        conn.execute(insert(SightingRow.__table__), sighting_rows)
+        if embedding_rows:
+            conn.execute(insert(EmbeddingRow.__table__), embedding_rows)
 
     def set_run_status(self, run_id: int, status: str, error: str | None = None) -> None:
         """Change a run's status (and error sentence) without touching its data."""
