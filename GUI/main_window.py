@@ -10,8 +10,9 @@ Testability hooks:
   to the user (``"error"``, ``"warning"`` or ``"info"``); with
   ``interactive=False`` no ``QMessageBox`` is opened (the status bar still shows it).
 * :attr:`MainWindow.engineReady`, :attr:`MainWindow.searchFinished`,
-  :attr:`MainWindow.jobFinished` and :attr:`MainWindow.frameShown` let a test wait
-  for the real work instead of sleeping.
+  :attr:`MainWindow.jobFinished`, :attr:`MainWindow.progressShown`,
+  :attr:`MainWindow.libraryRefreshed` and :attr:`MainWindow.frameShown` let a test
+  wait for the real work instead of sleeping.
 """
 
 from __future__ import annotations
@@ -62,12 +63,14 @@ from GUI.workers import (
     ExportDone,
     Job,
     JobRunner,
+    LibrarySnapshot,
     Status,
     Thumbnail,
     bgr_to_qimage,
     export_images_body,
     hit_key,
     index_and_search_body,
+    library_body,
     load_engine_body,
     thumbnails_body,
 )
@@ -84,6 +87,7 @@ INDEX_JOB = "index+search"
 THUMB_JOB = "thumbnails"
 ENGINE_JOB = "load models"
 SAVE_JOB = "save images"
+LIBRARY_JOB = "library"
 
 
 def _default_threshold() -> float:
@@ -120,6 +124,8 @@ class MainWindow(QMainWindow):
     searchFinished = Signal(object)
     jobFinished = Signal(str)
     frameShown = Signal(int)
+    progressShown = Signal(object)
+    libraryRefreshed = Signal()
 
     def __init__(self, store: SettingsStore, *, db_path: str | Path | None = None,
                  interactive: bool = True) -> None:
@@ -144,6 +150,7 @@ class MainWindow(QMainWindow):
         self._indexed_something = False
         self.last_message_box: QMessageBox | None = None
         self._closing = False
+        self._library_dirty = False
 
         self.setWindowTitle(APPLICATION)
         self.setWindowIcon(app_icon())
@@ -473,7 +480,8 @@ class MainWindow(QMainWindow):
             from core.engine import Engine
 
             db.parent.mkdir(parents=True, exist_ok=True)
-            return Engine(db, detector=s.detector, reid=s.reid, device=s.device, stride=s.stride)
+            device = {"gpu": "cuda"}.get(s.device, s.device)
+            return Engine(db, detector=s.detector, reid=s.reid, device=device, stride=s.stride)
 
         self.device_label.setText("Loading models...")
         job = Job(ENGINE_JOB, load_engine_body(factory))
@@ -511,18 +519,30 @@ class MainWindow(QMainWindow):
         self.show_message("error", text)
 
     def refresh_library(self) -> None:
-        """Reload the library panel from the database."""
-        if self.engine is None:
+        """Reload the library panel from the database (read on a worker thread)."""
+        if self.engine is None or self._closing:
             return
-        try:
-            videos = self.engine.videos()
-            queries = {v.id: self.engine.queries(v.id) for v in videos}
-        except ReidSearchError as exc:
-            self.show_message("error", str(exc))
+        if self.jobs.busy(LIBRARY_JOB):
+            self._library_dirty = True
             return
-        self.library.set_library(videos, queries)
+        self._library_dirty = False
+        job = Job(LIBRARY_JOB, library_body(self.engine))
+        job.result.connect(self._library_loaded)
+        job.error.connect(self._on_job_error)
+        job.finished.connect(self._job_done)
+        self.jobs.start(job)
+
+    @Slot(object)
+    def _library_loaded(self, snapshot: Any) -> None:
+        if not isinstance(snapshot, LibrarySnapshot):
+            return
+        self.library.set_library(snapshot.videos, snapshot.queries_by_video())
         self.library.set_current(self.video_path)
         self._update_actions()
+        if self._frame is not None:  # the people's boxes may be known now
+            self._boxes = self._boxes_at(self.frame_index)
+            self.view.set_overlays(self._overlays())
+        self.libraryRefreshed.emit()
 
     # ================================================================== opening things
     def _last_dir(self) -> str:
@@ -701,10 +721,11 @@ class MainWindow(QMainWindow):
         return True
 
     def _boxes_at(self, index: int) -> Any:
-        if self.engine is None or self.video_path is None or self.library.info_for(self.video_path) is None:
+        info = self.library.info_for(self.video_path) if self.video_path else None
+        if self.engine is None or info is None or info.status == "not indexed" and info.tracks == 0:
             return None
         try:
-            return self.engine.boxes_at(self.video_path, index)
+            return self.engine.boxes_at(info.id, index)  # by id: no path lookup on the GUI thread
         except ReidSearchError:
             return None
 
@@ -883,6 +904,10 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_progress(self, item: Any) -> None:
+        self._show_progress(item)
+        self.progressShown.emit(item)
+
+    def _show_progress(self, item: Any) -> None:
         if isinstance(item, IndexProgress):
             name = Path(item.video_path).name
             if item.skipped:
@@ -931,8 +956,8 @@ class MainWindow(QMainWindow):
             self._set_progress_visible(bool(others))
         if name == INDEX_JOB:
             self.refresh_library()
-            if self.source is not None:
-                self.show_frame(self.frame_index)  # boxes may exist now
+        if name == LIBRARY_JOB and self._library_dirty:
+            self.refresh_library()
         self._update_actions()
         self.jobFinished.emit(name)
 

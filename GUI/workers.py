@@ -269,6 +269,33 @@ def index_and_search_body(
     return body
 
 
+@dataclass(frozen=True)
+class LibrarySnapshot:
+    """The library as read by a worker: ``VideoInfo`` items and each video's ``QueryInfo`` items.
+
+    Attributes:
+        videos: Every video of the library, in the order added.
+        queries: ``((video_id, (QueryInfo, ...)), ...)``, newest query first.
+    """
+
+    videos: tuple[Any, ...]
+    queries: tuple[tuple[int, tuple[Any, ...]], ...]
+
+    def queries_by_video(self) -> dict[int, tuple[Any, ...]]:
+        """The queries as a dict keyed by video id."""
+        return dict(self.queries)
+
+
+def library_body(engine: Any) -> Callable[[Job], Any]:
+    """Job body reading the library (videos and their past queries) off the GUI thread."""
+
+    def body(job: Job) -> LibrarySnapshot:
+        videos = tuple(engine.videos())
+        return LibrarySnapshot(videos, tuple((v.id, tuple(engine.queries(v.id))) for v in videos))
+
+    return body
+
+
 def load_query_body(engine: Any, query_id: int) -> Callable[[Job], Any]:
     """Job body reloading a stored search (``Engine.load_query``)."""
 
