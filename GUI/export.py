@@ -1,8 +1,8 @@
 """Export hits as JSON or CSV (Qt-free).
 
-The JSON is the CLI's schema: a list of
+The JSON is the CLI's (``core.cli.hit_json``): a list of
 ``{video, track_id, score, segments: [{start_s, end_s, start_frame, end_frame}], best_frame,
-best_box: [x1, y1, x2, y2]}``. The CSV has one row per segment with the hit's
+best_time_s, best_box: [x1, y1, x2, y2]}``. The CSV has one row per segment with the hit's
 fields repeated, so it opens cleanly in a spreadsheet.
 """
 
@@ -14,25 +14,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from core.cli import hit_json
+
 CSV_COLUMNS = ("video", "track_id", "score", "segment", "start_s", "end_s", "start_frame", "end_frame",
                "best_frame", "best_time_s", "x1", "y1", "x2", "y2")
 """Columns of the CSV export."""
 
 
 def hit_record(hit: Any) -> dict[str, Any]:
-    """One hit (``core.types.Hit``) as a JSON-ready dict in the CLI's schema."""
-    return {
-        "video": str(hit.video_path),
-        "track_id": int(hit.track_id),
-        "score": round(float(hit.score), 4),
-        "segments": [
-            {"start_s": round(float(s.start_s), 3), "end_s": round(float(s.end_s), 3),
-             "start_frame": int(s.start_frame), "end_frame": int(s.end_frame)}
-            for s in hit.segments
-        ],
-        "best_frame": int(hit.best_frame),
-        "best_box": [round(float(v), 1) for v in hit.best_box],
-    }
+    """One hit (``core.types.Hit``) as a JSON-ready dict, as ``python -m core search --json`` writes it."""
+    return hit_json(hit)
 
 
 def write_json(hits: Sequence[Any], path: str | Path) -> Path:
@@ -54,7 +45,7 @@ def write_csv(hits: Sequence[Any], path: str | Path) -> Path:
             for n, seg in enumerate(segments, 1):
                 writer.writerow([rec["video"], rec["track_id"], f"{rec['score']:.4f}", n, seg["start_s"],
                                  seg["end_s"], seg["start_frame"], seg["end_frame"], rec["best_frame"],
-                                 round(float(hit.best_time_s), 3), *rec["best_box"]])
+                                 rec["best_time_s"], *rec["best_box"]])
     return path
 
 

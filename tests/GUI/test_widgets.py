@@ -12,6 +12,7 @@ from PySide6.QtCore import QPoint, QPointF, QRect, Qt
 from PySide6.QtGui import QColor
 from PySide6.QtTest import QTest
 
+from core.cli import hit_json
 from core.types import Hit, Segment
 from GUI import export
 from GUI.query_panel import QueryPanel
@@ -170,10 +171,10 @@ def test_export_json_and_csv(tmp_path):
     hits = [_hit(3, 0.876543, [(10, 40), (120, 150)], 130), _hit(9, 0.5, [(30, 60)], 45)]
     out = export.write_hits(hits, tmp_path / "hits.json")
     data = json.loads(out.read_text(encoding="utf-8"))
-    assert data[0] == {"video": "/videos/walk.mp4", "track_id": 3, "score": 0.8765,
-                       "segments": [{"start_s": 1.0, "end_s": 4.0, "start_frame": 10, "end_frame": 40},
-                                    {"start_s": 12.0, "end_s": 15.0, "start_frame": 120, "end_frame": 150}],
-                       "best_frame": 130, "best_box": [100.0, 50.0, 160.0, 250.0]}
+    assert data == [hit_json(h) for h in hits]  # the CLI's --json format
+    assert data[0]["track_id"] == 3 and data[0]["best_frame"] == 130
+    assert data[0]["segments"][1] == {"start_s": 12.0, "end_s": 15.0, "start_frame": 120, "end_frame": 150}
+    assert data[0]["best_box"] == [100.0, 50.0, 160.0, 250.0]
     out = export.write_hits(hits, tmp_path / "hits.csv")
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
     assert len(rows) == 3  # one row per segment
