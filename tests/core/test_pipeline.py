@@ -9,6 +9,7 @@ reproduce the reference exactly: same tracks, same sightings, same embeddings (1
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 import signal
@@ -26,6 +27,7 @@ import pytest
 
 from core.errors import ModelError, VideoError
 from core.index import EmbeddingIndex
+from core.models import entry_for_file
 from core.paths import REPO_ROOT
 from core.pipeline import IndexSettings, _LiveTrack, crop_quality, index_video, model_identity
 from core.reid import OnnxEmbedder
@@ -33,13 +35,15 @@ from core.store import Store
 from core.tracking import ByteTracker
 
 CLIP_FRAMES = 120
-MAX_AGE = 8  # short tracker memory, so that tracks end (and are written) inside the short clip
 SETTINGS = IndexSettings(stride=2, det_batch=4, commit_every=8, track_gap=6)
-REID_PREPROCESS = {"input_size": [256, 128], "color_order": "RGB", "mean": [0.485, 0.456, 0.406],
-                   "std": [0.229, 0.224, 0.225]}
+# As the app runs these models: the manifest gives the detector's person classes and tracker
+# thresholds, and the ReID model's preprocessing (it has no metadata).
+DET_ENTRY = entry_for_file("yolov8s_people_normal_fall.onnx")
+REID_PREPROCESS = entry_for_file("osnet_x0_25_msmt17.onnx").preprocess
+# a short tracker memory, so that tracks end (and are written) inside the short clip
+TRACKER_KWARGS = {**DET_ENTRY.tracker, "max_age": 8}
 
-
-tracker_factory = functools.partial(ByteTracker, max_age=MAX_AGE)
+tracker_factory = functools.partial(ByteTracker, **TRACKER_KWARGS)
 
 
 # --------------------------------------------------------------------------- shared fixtures
@@ -67,7 +71,7 @@ def clip(tmp_path_factory, vtest_path) -> Path:
 def models(detector_model_path, reid_model_path):
     from core.detection import YoloOnnxDetector
 
-    det = YoloOnnxDetector(detector_model_path, person_classes=("Normal", "Fall"))
+    det = YoloOnnxDetector(detector_model_path, person_classes=DET_ENTRY.person_classes)
     emb = OnnxEmbedder(reid_model_path, preprocess=REID_PREPROCESS)
     return det, emb
 
@@ -310,15 +314,15 @@ def test_cancel_then_resume_equals_uninterrupted(tmp_path, clip, models, referen
 
 
 KILL_SCRIPT = textwrap.dedent("""
-    import functools, sys
+    import functools, json, sys
     from core.detection import YoloOnnxDetector
     from core.pipeline import IndexSettings, index_video
     from core.reid import OnnxEmbedder
     from core.store import Store
     from core.tracking import ByteTracker
-    clip, db, det_path, reid_path, max_age = sys.argv[1:6]
-    tracker = functools.partial(ByteTracker, max_age=int(max_age))
-    det = YoloOnnxDetector(det_path, person_classes=("Normal", "Fall"))
+    clip, db, det_path, reid_path, tracker_kwargs, classes = sys.argv[1:7]
+    tracker = functools.partial(ByteTracker, **json.loads(tracker_kwargs))
+    det = YoloOnnxDetector(det_path, person_classes=json.loads(classes))
     emb = OnnxEmbedder(reid_path, preprocess={preprocess!r})
     settings = IndexSettings(stride=2, det_batch=4, commit_every=8, track_gap=6)
     for p in index_video(clip, store=Store(db), detector=det, embedder=emb, tracker_factory=tracker,
@@ -338,7 +342,7 @@ def test_killed_process_resumes_to_the_uninterrupted_result(tmp_path, clip, mode
     with open(stderr, "wb") as err:
         proc = subprocess.Popen(
             [sys.executable, "-c", KILL_SCRIPT, str(clip), str(db), str(detector_model_path),
-             str(reid_model_path), str(MAX_AGE)],
+             str(reid_model_path), json.dumps(TRACKER_KWARGS), json.dumps(DET_ENTRY.person_classes)],
             env=env, stdout=subprocess.DEVNULL, stderr=err)
     killed_at = None
     try:
