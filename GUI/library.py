@@ -45,10 +45,15 @@ def norm_path(path: str | Path) -> str:
 
 
 def _when(iso: str) -> str:
+    """``HH:MM`` for today, else ``YYYY-MM-DD HH:MM`` (local time)."""
     try:
-        return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M")
+        when = datetime.fromisoformat(iso)
     except (TypeError, ValueError):
         return str(iso)
+    if when.tzinfo is not None:
+        when = when.astimezone()
+    same_day = when.date() == datetime.now(when.tzinfo).date()
+    return when.strftime("%H:%M" if same_day else "%Y-%m-%d %H:%M")
 
 
 class LibraryPanel(QWidget):
@@ -145,11 +150,12 @@ class LibraryPanel(QWidget):
                                    f"{info.frame_count} frames\n{info.tracks} tracks, {info.status}")
                 for q in self._queries.get(info.id, ()):
                     names = ", ".join(Path(p).name for p in q.photos)
-                    child = QTreeWidgetItem(item, [f"Query #{q.id}: {names}", f"{q.hits} hits",
-                                                   _when(q.created)])
+                    child = QTreeWidgetItem(item, [f"{_when(q.created)}  {names}  ({q.hits} hits)"])
+                    child.setFirstColumnSpanned(True)
                     child.setData(0, QUERY_ROLE, int(q.id))
                     child.setData(0, PATH_ROLE, key)
-                    child.setToolTip(0, "Double-click to see this search again\n" + "\n".join(q.photos))
+                    child.setToolTip(0, f"Query #{q.id}, {q.created}: double-click to see its {q.hits} hits "
+                                        "again\n" + "\n".join(q.photos))
                 item.setExpanded(key in expanded)
             for key in self._pending:
                 item = self._video_item(key, "not indexed", "")

@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
 
     window = MainWindow(SettingsStore(), db_path=args.db)
     install_excepthook(window)
+    app.aboutToQuit.connect(window.close)  # however the app ends, workers are stopped and joined
     window.show()
     window.open_initial(args.video, args.query, run=args.search)
     return app.exec()

@@ -321,7 +321,7 @@ class MainWindow(QMainWindow):
         split.setStretchFactor(0, 0)
         split.setStretchFactor(1, 1)
         split.setStretchFactor(2, 0)
-        split.setSizes([270, 800, 360])
+        split.setSizes([290, 760, 390])
         split.setChildrenCollapsible(False)
         self.main_split = split
         self.setCentralWidget(split)
@@ -919,7 +919,8 @@ class MainWindow(QMainWindow):
             self.progress_bar.setValue(item.frames_done)
             self.progress_bar.setFormat(f"{item.frames_done}/{item.frames_total or '?'} frames")
             eta = f"ETA {format_time(item.eta_s, precise=False)}" if item.eta_s is not None else "ETA --"
-            self.progress_label.setText(f"Indexing {name}: {item.fps:.1f} fps, {eta}, {item.tracks} tracks")
+            tracks = f", {item.tracks} people tracked" if item.tracks else ""
+            self.progress_label.setText(f"Indexing {name}: {item.fps:.1f} fps, {eta}{tracks}")
         elif isinstance(item, Status):
             self.progress_label.setText(item.text)
             if item.text.startswith("Searching"):

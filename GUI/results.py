@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 from GUI.timeline import format_time, score_color
 from GUI.workers import hit_key
 
-THUMB = QSize(40, 80)
+THUMB = QSize(34, 68)
 SLIDER_STEPS = 100
 HIT_ROLE = Qt.ItemDataRole.UserRole + 1
 

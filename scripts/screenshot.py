@@ -58,17 +58,20 @@ def main() -> int:
     w.libraryRefreshed.connect(lambda: loads.__setitem__(0, loads[0] + 1))
     pump(app, lambda: loads[0] > 0, 300)
     if not w.open_video(args.video):
+        w.close()
         return 1
     w.queries.add_photo(args.query)
-    results = []
+    results, finished = [], []
     w.searchFinished.connect(results.append)
+    w.jobFinished.connect(finished.append)
     w.progressShown.connect(lambda p: print(f"\r{w.progress_label.text()}   ", end="", flush=True))
     t0 = time.perf_counter()
     n = loads[0]
     w.start_search()
-    pump(app, lambda: bool(results) or not w.jobs.busy("index+search") and time.perf_counter() - t0 > 2, 7200)
+    pump(app, lambda: "index+search" in finished, 7200)
     if not results:
         print("\nno search result")
+        w.close()
         return 1
     pump(app, lambda: loads[0] > n, 120)
     print(f"\nindex+search took {time.perf_counter() - t0:.1f} s; {len(results[0].hits)} candidates")
@@ -82,17 +85,16 @@ def main() -> int:
         w.library.tree.topLevelItem(lib_item).setExpanded(True)
     t1 = time.monotonic()
     pump(app, lambda: time.monotonic() - t1 > 1.0, 5)  # let the layout settle and paint
-    w.statusBar().showMessage(f"Search done: {len(w.results.visible_hits())} hits at or above "
+    shown = len(w.results.visible_hits())
+    w.statusBar().showMessage(f"Search done: {shown} hit{'s' if shown != 1 else ''} at or above "
                               f"{w.results.threshold:.2f}. Click a hit to see the person.")
     app.processEvents()
     pixmap = w.grab()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    if not pixmap.save(args.out):
-        print(f"could not write {args.out}")
-        return 1
-    print(f"saved {args.out} ({pixmap.width()}x{pixmap.height()})")
+    ok = pixmap.save(args.out)
+    print(f"saved {args.out} ({pixmap.width()}x{pixmap.height()})" if ok else f"could not write {args.out}")
     w.close()
-    return 0
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
