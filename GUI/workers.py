@@ -143,6 +143,7 @@ class Job(QObject):
             log.error("%s failed:\n%s", self.name, traceback.format_exc())
             self.error.emit(f"{self.name} failed unexpectedly: {type(exc).__name__}: {exc}")
         finally:
+            self._body = None  # drop what the body holds (an engine, hits) as soon as the work ends
             self.done = True
             self.finished.emit()
 
@@ -177,8 +178,9 @@ class JobRunner(QObject):
     def _reap(self) -> None:
         for job, thread in list(self._running.items()):
             if thread.isFinished():
+                # Not job.deleteLater(): the job lives in a thread whose event loop has ended, so the
+                # deferred delete would never run. Python owns the job; dropping it deletes it.
                 del self._running[job]
-                job.deleteLater()
                 thread.deleteLater()
         self.jobsChanged.emit()
 
