@@ -80,10 +80,25 @@ def install_excepthook(window) -> None:
     sys.excepthook = hook
 
 
+def quit_on_signals(app) -> None:
+    """Ctrl+C / SIGTERM close the window cleanly (settings saved, workers joined) instead of killing it."""
+    import signal
+
+    from PySide6.QtCore import QTimer
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: app.quit())
+    # Python runs signal handlers only when it gets control: wake it up now and then.
+    timer = QTimer(app)
+    timer.timeout.connect(lambda: None)
+    timer.start(300)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the app; returns the exit code."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("GUI").setLevel(logging.INFO)
     app = create_app(sys.argv if argv is None else [sys.argv[0], *argv])
 
     from GUI.main_window import MainWindow
@@ -92,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     window = MainWindow(SettingsStore(), db_path=args.db)
     install_excepthook(window)
     app.aboutToQuit.connect(window.close)  # however the app ends, workers are stopped and joined
+    quit_on_signals(app)
     window.show()
     window.open_initial(args.video, args.query, run=args.search)
     return app.exec()

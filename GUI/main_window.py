@@ -1172,7 +1172,9 @@ class MainWindow(QMainWindow):
         self._closing = True
         self.pause()
         self.jobs.stop_all()
-        threshold = round(self.results.threshold, 2)
+        threshold: float | None = round(self.results.threshold, 2)
+        if abs(threshold - _default_threshold()) < 0.005:
+            threshold = None  # keep following the engine's calibrated default
         self.settings = replace(self.settings, threshold=threshold)
         self.store.save(self.settings)
         self.store.save_geometry(self.saveGeometry(), QByteArray(self.main_split.saveState()))
