@@ -231,6 +231,3 @@ def make_window(qtbot, tmp_path, model_settings):
         if w.isVisible():
             w.close()
 
-
-def pytest_report_header(config):
-    return f"GUI tests: Qt platform {os.environ.get('QT_QPA_PLATFORM', '(default)')}"

@@ -370,6 +370,9 @@ def test_settings_apply_rebuilds_engine_and_window_geometry_is_remembered(make_w
     w = make_window(tmp_path / "lib.sqlite", store=store)
     dialog = SettingsDialog(w.settings, w.engine.providers, w.engine.notes, 0.7, w)
     assert "CPU" in dialog.providers.text()
+    names = [dialog.detector.itemText(i) for i in range(dialog.detector.count())]
+    assert any("yolov8s_people_normal_fall" in n for n in names) and names[-1] == "Other ONNX file..."
+    assert dialog.detector.path() == w.settings.detector and dialog.reid.path() == w.settings.reid
     dialog.stride.setValue(3)
     dialog.threshold.setValue(0.62)
     new = dialog.result_settings()

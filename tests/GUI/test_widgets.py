@@ -8,8 +8,8 @@ import json
 import cv2
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, QPointF, QRect, Qt
-from PySide6.QtGui import QColor
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QRect, Qt, QUrl
+from PySide6.QtGui import QColor, QDropEvent
 from PySide6.QtTest import QTest
 
 from core.cli import hit_json
@@ -163,6 +163,19 @@ def test_query_panel_adds_real_photos_and_reports_bad_ones(qtbot, tmp_path, fram
     with qtbot.waitSignal(panel.problem, timeout=1000) as sig:
         panel.add_photo(tmp_path / "missing.png")
     assert "not found" in sig.args[0]
+    # Dropping files on the list: the image is added, the text file is reported.
+    other = tmp_path / "second.jpg"
+    cv2.imwrite(str(other), frame_bgr[200:400, 400:480])
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(other)), QUrl.fromLocalFile(str(bad))])
+    drop = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                      Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(panel.problem, timeout=1000):
+        panel.list.dropEvent(drop)
+    assert panel.photos() == [str(good.resolve()), str(other.resolve())]
+    panel.list.item(0).setSelected(True)
+    panel.remove_selected()
+    assert panel.photos() == [str(other.resolve())]
     panel.clear()
     assert panel.photos() == []
 
