@@ -81,6 +81,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "amp": True,               # mixed precision on CUDA (ignored on CPU)
         "seed": 0,
         "device": "auto",          # auto | cpu | cuda | cuda:N
+        "cpu_threads": 0,          # torch threads on CPU (0: torch's default); 1 is fastest on a busy box
         "output_dir": "runs/train",
         "resume": None,            # checkpoint to resume from
     },

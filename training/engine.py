@@ -206,6 +206,8 @@ def build_trainer(cfg: dict[str, Any], data: ReidData | None = None) -> Trainer:
     """
     seed_everything(int(cfg["train"]["seed"]))
     device = resolve_device(cfg["train"]["device"])
+    if device.type == "cpu" and int(cfg["train"]["cpu_threads"]) > 0:
+        torch.set_num_threads(int(cfg["train"]["cpu_threads"]))
     if data is None:
         data = build_dataset(cfg["data"]["dataset"], cfg["data"]["root"])
     model = build_model(cfg["model"]["arch"], num_classes=data.num_train_pids, **C.model_kwargs(cfg))

@@ -3,7 +3,7 @@ r"""Export a ReID model to ONNX with the metadata the app reads, and check it on
 Usage::
 
     # a published torchreid checkpoint (plain state dict or {'state_dict': ...}, 'module.' prefixes ok)
-    python -m training.export --arch osnet_x0_25 --weights osnet_x0_25_msmt17.pth \\
+    python -m training.export --arch osnet_x0_25 --weights osnet_x0_25_msmt17.pth \
         --out osnet_x0_25_msmt17.onnx [--train-dataset msmt17]
     # a checkpoint written by python -m training.train (arch, input size, mean/std from it)
     python -m training.export --checkpoint runs/bot_r50_market/last.pth --out models/bot_r50_market.onnx
@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from training.cli import run_main
 from training.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from training.errors import ExportError
 
@@ -256,9 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the exporter; returns the process exit status."""
+    """Run the exporter; returns the process exit status (1 with a one-line message on failure)."""
     args = build_parser().parse_args(argv)
-    try:
+
+    def body() -> int:
         if args.weights and not args.arch:
             raise ExportError("--weights needs --arch (e.g. --arch osnet_x0_25)")
         model, s = model_from_args(args)
@@ -267,18 +269,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                              train_dataset=s["train_dataset"], input_size=s["input_size"], mean=s["mean"],
                              std=s["std"], eval_figures=s["eval_figures"], check_images=files,
                              opset=args.opset, atol=args.atol)
-    except KeyError as exc:
-        print(f"export failed: {exc.args[0]}", file=sys.stderr, flush=True)
-        return 1
-    except Exception as exc:  # noqa: BLE001 - one line, never a traceback
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"export failed: {msg}", file=sys.stderr, flush=True)
-        return 1
-    md = report.metadata
-    print(f"wrote {report.path}: {s['arch']} -> (N, {report.embedding_dim}) for {md['input_height']}x"
-          f"{md['input_width']} {md['color_order']} input; ONNX Runtime vs torch max abs diff "
-          f"{report.max_abs_diff:.2e} on {report.num_check_images} real images")
-    return 0
+        md = report.metadata
+        print(f"wrote {report.path}: {s['arch']} -> (N, {report.embedding_dim}) for {md['input_height']}x"
+              f"{md['input_width']} {md['color_order']} input; ONNX Runtime vs torch max abs diff "
+              f"{report.max_abs_diff:.2e} on {report.num_check_images} real images")
+        return 0
+
+    return run_main(body, "export")
 
 
 if __name__ == "__main__":
