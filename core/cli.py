@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import signal
@@ -206,18 +207,20 @@ def cmd_index(args: argparse.Namespace) -> int:
             t0 = time.perf_counter()
             bar = None
             last = None
+            claimed = None
             gen = engine.index(video, cancel=cancel)
             try:
                 for p in gen:
                     last = p
+                    if claimed is None:
+                        claimed = p.frames_total
                     if p.skipped:
                         break
                     if bar is None:  # starts at the first item, so the rate counts this run's frames only
                         bar = tqdm(total=p.frames_total or None, unit="frame", desc=Path(video).name,
                                    dynamic_ncols=True, file=sys.stderr, initial=p.frames_done)
+                    bar.set_postfix(tracks=p.tracks, refresh=False)
                     bar.update(p.frames_done - bar.n)
-                    bar.set_postfix(tracks=p.tracks, fps=f"{p.fps:.1f}", refresh=False)
-                    bar.refresh()
             except KeyboardInterrupt:
                 gen.close()
                 if bar is not None:
@@ -243,6 +246,10 @@ def cmd_index(args: argparse.Namespace) -> int:
             elif last.done:
                 print(f"{video}: indexed {last.frames_done} frames, {last.tracks} tracks in {wall:.1f} s "
                       f"({last.frames_done / max(wall, 1e-9):.1f} frames/s).")
+                if claimed and last.frames_total < claimed - max(2, round(0.01 * claimed)):
+                    _err(f"{video} is truncated or damaged: only {last.frames_total} of the {claimed} frames "
+                         "its header claims decode (those were indexed).")
+                    status = EXIT_ERROR
             else:
                 print(f"{video}: cancelled at frame {last.frames_done} of {last.frames_total}; run the same "
                       "command again to resume.", file=sys.stderr)
@@ -403,6 +410,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = build_parser().parse_args(argv)
+    # FFmpeg (inside OpenCV) prints its own lines for damaged files ("moov atom not found"); the
+    # engine's one-sentence errors say it better. Read when the first video is opened.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    logging.getLogger("core").setLevel(logging.ERROR)  # warnings become the one-line errors below
     try:
         return int(args.func(args))
     except ReidSearchError as err:

@@ -66,7 +66,7 @@ from core.index import EmbeddingIndex
 from core.store import EmbeddingRow, SightingRow, Store, TrackRecord, VideoRecord
 from core.types import Detector, Embedder, Hit, Segment
 
-DEFAULT_THRESHOLD = 0.70
+DEFAULT_THRESHOLD = 0.78
 """Default similarity above which a track counts as the query person.
 
 Calibrated by ``scripts/calibrate_threshold.py`` on real data with the default

@@ -1,0 +1,93 @@
+"""Expensive real-data fixtures shared by the core tests (each built once per test session).
+
+* ``vtest_library``: the whole of ``vtest.avi`` (795 frames) indexed at stride 2 into a fresh
+  library with the shared YOLO detector and OSNet ReID model (1-3 minutes on 2 CPU cores, once).
+* ``person_detector`` / ``reid_embedder``: the shared models, loaded once.
+* ``short_clip``: the first 60 frames (6 s) of ``vtest.avi`` as an mp4v file, for quick indexing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import pytest
+
+SHORT_CLIP_FRAMES = 60
+
+
+@dataclass(frozen=True)
+class VtestLibrary:
+    """``vtest.avi`` indexed once per session.
+
+    Attributes:
+        db_path: The library file.
+        engine: An open engine on it (shared: do not close it).
+        video: Path of vtest.avi.
+        video_id: Its id in the library.
+        run_id: The finished indexing run.
+        detector_path: Detector model file.
+        reid_path: ReID model file.
+    """
+
+    db_path: Path
+    engine: object
+    video: Path
+    video_id: int
+    run_id: int
+    detector_path: Path
+    reid_path: Path
+
+
+@pytest.fixture(scope="session")
+def person_detector(detector_model_path):
+    """The shared people detector (``Normal`` and ``Fall`` are people), on the CPU."""
+    from core.detection import YoloOnnxDetector
+
+    return YoloOnnxDetector(detector_model_path, person_classes=("Normal", "Fall"), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def reid_embedder(reid_model_path):
+    """The shared OSNet x0.25 MSMT17 ReID model with its manifest preprocessing, on the CPU."""
+    from core.models import entry_for_file
+    from core.reid import OnnxEmbedder
+
+    entry = entry_for_file(reid_model_path)
+    return OnnxEmbedder(reid_model_path, preprocess=entry.preprocess if entry else None, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def vtest_library(tmp_path_factory, vtest_path, detector_model_path, reid_model_path) -> VtestLibrary:
+    """Index the whole of vtest.avi at stride 2 once (the library is shared; tests may add queries)."""
+    from core.engine import Engine
+
+    db = tmp_path_factory.mktemp("vtest_library") / "library.sqlite"
+    engine = Engine(db, detector=detector_model_path, reid=reid_model_path, device="cpu", stride=2)
+    items = list(engine.index(vtest_path))
+    assert items and items[-1].done, "indexing vtest.avi did not finish"
+    video = engine.store.video_by_path(vtest_path)
+    run = engine.store.latest_run(video.id)
+    yield VtestLibrary(db_path=db, engine=engine, video=Path(vtest_path), video_id=video.id, run_id=run.id,
+                       detector_path=Path(detector_model_path), reid_path=Path(reid_model_path))
+    engine.close()
+
+
+@pytest.fixture(scope="session")
+def short_clip(tmp_path_factory, vtest_path) -> Path:
+    """The first 60 frames (6 s at 10 fps) of vtest.avi written as mp4v."""
+    out = tmp_path_factory.mktemp("short_clip") / "vtest_6s.mp4"
+    cap = cv2.VideoCapture(str(vtest_path))
+    writer = None
+    for _ in range(SHORT_CLIP_FRAMES):
+        ok, frame = cap.read()
+        assert ok, "vtest.avi ended early"
+        if writer is None:
+            h, w = frame.shape[:2]
+            writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (w, h))
+        writer.write(frame)
+    writer.release()
+    cap.release()
+    return out
+
