@@ -59,11 +59,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from core.errors import QueryError, StoreError
 from core.index import EmbeddingIndex
-from core.store import EmbeddingRow, SightingRow, Store, TrackRecord, VideoRecord
+from core.store import EmbeddingRow, RunRow, SightingRow, Store, TrackRecord, VideoRecord
 from core.types import Detector, Embedder, Hit, Segment
 
 DEFAULT_THRESHOLD = 0.78
@@ -334,6 +334,15 @@ class SearchTarget:
     stride: int
 
 
+def _embedding_counts(store: Store, reid_sha256: str) -> dict[int, int]:
+    """``{run_id: number of embeddings}`` of every run of one ReID model that has embeddings."""
+    q = (select(EmbeddingRow.run_id, func.count(EmbeddingRow.id))
+         .join(RunRow, RunRow.id == EmbeddingRow.run_id).where(RunRow.reid_sha256 == reid_sha256)
+         .group_by(EmbeddingRow.run_id))
+    with store.session() as s:
+        return {int(r): int(n) for r, n in s.execute(q)}
+
+
 def _embedding_info(store: Store, ids: np.ndarray) -> dict[int, tuple[int, int]]:
     """``{embedding id: (track_pk, frame)}`` for the given ids."""
     out: dict[int, tuple[int, int]] = {}
@@ -387,12 +396,15 @@ def search_runs(store: Store, index: EmbeddingIndex, query: np.ndarray, targets:
         return []
     by_run = {t.run_id: t for t in targets}
     run_ids = sorted(by_run)
-    n_allowed = len(store.embedding_ids(run_ids))
+    per_run = _embedding_counts(store, index.reid_sha256)
+    n_allowed = sum(per_run.get(r, 0) for r in run_ids)
     if n_allowed == 0:
         return []
+    # Searching every run of the model needs no id filter (FAISS then skips building an id set).
+    filter_ids = None if set(per_run) <= set(run_ids) else run_ids
     k = min(n_allowed, top_k * 8)
     while True:
-        scores, ids = index.search(query[None, :], k, run_ids=run_ids)
+        scores, ids = index.search(query[None, :], k, run_ids=filter_ids)
         scores, ids = scores[0], ids[0]
         valid = ids >= 0
         scores, ids = scores[valid], ids[valid]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 
+import cv2
 import numpy as np
 import pytest
 
@@ -141,20 +142,34 @@ def test_boxes_at_processed_and_skipped_frames(vtest_library):
     assert len(e.boxes_at(vtest_library.video_id, 100000)) == 0
 
 
-def test_search_reads_no_video(tmp_path, short_clip, detector_model_path, reid_model_path, frame_52):
-    """Index a copy of a clip, remove the file, search it: hits come from the library alone."""
+def test_search_reads_no_video_and_keeps_to_the_videos_asked(tmp_path, short_clip, vtest_path,
+                                                            detector_model_path, reid_model_path, frame_52):
+    """Index a clip and an image folder, remove the clip's file, search: hits come from the library alone."""
     clip = tmp_path / "clip.mp4"
     shutil.copyfile(short_clip, clip)
+    folder = tmp_path / "stills"
+    folder.mkdir()
+    with open_source(vtest_path) as src:
+        for i in range(6):
+            cv2.imwrite(str(folder / f"{i:03d}.png"), src.read(50 + i).image)
     with Engine(tmp_path / "lib.sqlite", detector=detector_model_path, reid=reid_model_path,
-                device="cpu") as e:
-        items = list(e.index(clip))
-        assert items[-1].done and items[-1].tracks > 0
+                device="cpu", stride=1) as e:
+        for video in (clip, folder):
+            items = list(e.index(video))
+            assert items[-1].done and items[-1].tracks > 0
         assert list(e.index(clip))[0].skipped                   # a second call is a no-op
         clip.unlink()
-        r = e.search([frame_52])
-        assert r.hits and all(h.video_path == str(clip.resolve()) for h in r.hits)
-        assert e.search([frame_52], videos=[clip]).hits == r.hits   # known by its stored path
-        assert e.load_query(r.query_id).hits == r.hits
+        ids = {v.path: v.id for v in e.videos()}
+        clip_id, folder_id = ids[str(clip.resolve())], ids[str(folder.resolve())]
+        both = e.search([frame_52])
+        only_clip = e.search([frame_52], videos=[clip])         # known by its stored path
+        only_folder = e.search([frame_52], videos=[folder_id])
+        assert {h.video_id for h in both.hits} == {clip_id, folder_id}
+        assert only_clip.hits == tuple(h for h in both.hits if h.video_id == clip_id)
+        assert only_folder.hits == tuple(h for h in both.hits if h.video_id == folder_id)
+        assert all(h.video_path == str(clip.resolve()) for h in only_clip.hits)
+        assert e.load_query(both.query_id).hits == both.hits
+        assert [q.id for q in e.queries(folder_id)] == [only_folder.query_id, both.query_id]
 
 
 def test_cuda_request_without_cuda_falls_back_with_a_note(tmp_path, detector_model_path, reid_model_path):
