@@ -132,7 +132,9 @@ def main() -> int:
             if f - last < args.sample_every or b[3] - b[1] < args.min_height:
                 continue
             border = b[0] <= 2 or b[1] <= 2 or b[2] >= W - 2 or b[3] >= H - 2
-            wanted.setdefault(f, []).append((pk, b, not border and covered(f, b) <= args.max_overlap))
+            upright = b[3] - b[1] >= 1.2 * (b[2] - b[0])  # a query photo shows a standing person
+            clean = upright and not border and covered(f, b) <= args.max_overlap
+            wanted.setdefault(f, []).append((pk, b, clean))
             last = f
     samples: dict[int, list[tuple[int, np.ndarray, bool]]] = {pk: [] for pk in by_pk}  # (frame, vec, clean)
     with open_source(args.video) as src:
@@ -174,7 +176,16 @@ def main() -> int:
             u = unit(pk, f)
             unit_frames.setdefault(u, set()).add(f)
             unit_name[u] = f"T{tid[pk]}[{min(unit_frames[u])}-{max(unit_frames[u])}]"
-    co = {u: {w for w in unit_frames if w != u and unit_frames[u] & unit_frames[w]} for u in unit_frames}
+    # Tracks of things that are not standing people (e.g. a detector false positive on an object lying on
+    # the lawn, wider than tall, the same in every frame) would add trivial pairs to both sets: left out.
+    aspect = {pk: float(np.median((s.boxes[:, 3] - s.boxes[:, 1])
+                                  / np.maximum(s.boxes[:, 2] - s.boxes[:, 0], 1))) for pk, s in sight.items()}
+    not_people = {pk for pk, a in aspect.items() if a < 1.2}
+    not_people_units = {u for pk in not_people for _, _, u in unit_of_frame[pk]}
+    print(f"left out as not people (median box height/width < 1.2): "
+          f"{', '.join(f'T{tid[pk]} ({aspect[pk]:.2f})' for pk in sorted(not_people)) or 'none'}")
+    co = {u: {w for w in unit_frames if w != u and w not in not_people_units
+              and unit_frames[u] & unit_frames[w]} for u in unit_frames}
 
     fps = video.fps
     gap = int(math.ceil(args.min_gap_s * fps))
@@ -182,7 +193,7 @@ def main() -> int:
     n_queries = 0
     for pk, smp in samples.items():
         for f, v, clean in smp:
-            if not clean:
+            if not clean or pk in not_people:
                 continue
             n_queries += 1
             u = unit(pk, f)
@@ -218,6 +229,8 @@ def main() -> int:
     m_diff = []
     for m in market:
         for pk in by_pk:
+            if pk in not_people:
+                continue
             other = emb.vectors[emb.track_pks == pk]
             if len(other):
                 m_diff.append(float((other @ m.vector).max()))
