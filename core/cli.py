@@ -358,31 +358,36 @@ def _print_rows(rows: list[tuple[str, ...]]) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m core``."""
+    from core.search import DEFAULT_THRESHOLD
+
     parser = argparse.ArgumentParser(
         prog="python -m core", description="ReID Video Search: index videos, then find a person by photo.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(p: argparse.ArgumentParser, models: bool = True) -> None:
-        p.add_argument("--db", type=Path, default=paths.default_db_path(),
+        p.add_argument("--db", type=Path, default=paths.default_db_path(), metavar="PATH",
                        help="library database (default: %(default)s; $REID_DB overrides)")
         if models:
-            p.add_argument("--detector", type=Path,
+            p.add_argument("--detector", type=Path, metavar="FILE",
                            help="person detector ONNX file (default: from the manifest)")
-            p.add_argument("--reid", type=Path, help="ReID ONNX file (default: from the manifest)")
+            p.add_argument("--reid", type=Path, metavar="FILE",
+                           help="ReID ONNX file (default: from the manifest)")
             p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                            help="where the models run (default: auto = CUDA when available)")
 
     p = sub.add_parser("index", help="index videos (resumable)",
                        description="Index video files, image folders or folders of videos (resumable).")
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="video file, image folder or folder of videos")
-    p.add_argument("--stride", type=_positive, default=2, help="process every N-th frame (default: 2)")
+    p.add_argument("--stride", type=_positive, default=2, metavar="N",
+                   help="process every N-th frame (default: 2)")
     common(p)
     p.set_defaults(func=cmd_index)
 
     def output(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--threshold", type=_threshold, default=None,
-                       help="similarity threshold in [0, 1] (default: the calibrated default)")
-        p.add_argument("--top", type=_positive, default=20, help="show at most K hits (default: 20)")
+        p.add_argument("--threshold", type=_threshold, default=None, metavar="T",
+                       help=f"similarity threshold in [0, 1] (default: the calibrated {DEFAULT_THRESHOLD})")
+        p.add_argument("--top", type=_positive, default=20, metavar="K",
+                       help="show at most K hits (default: 20)")
         p.add_argument("--json", metavar="OUT", help="also write the hits as JSON to OUT ('-': stdout)")
 
     p = sub.add_parser("search", help="find the person in the query photos",
