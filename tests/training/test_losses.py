@@ -58,7 +58,7 @@ def test_reid_loss_sums_weighted_parts():
     crit.center.centers.data = torch.tensor([[0.5], [4.0]])
     total, parts = crit(logits, X, Y)
     assert parts["ce"] == pytest.approx(math.log(2), abs=1e-6) and parts["acc"] == 0.5
-    assert float(total) == pytest.approx(math.log(2) + 2 * 0.075 + 0.5 * 0.625, abs=1e-5)
+    assert total.detach().item() == pytest.approx(math.log(2) + 2 * 0.075 + 0.5 * 0.625, abs=1e-5)
 
 
 def test_bot_warmup_multistep_and_cosine_schedules():
