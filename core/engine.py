@@ -140,6 +140,8 @@ class Engine:
         stride: Process every ``stride``-th frame when indexing.
         tracker_factory: Makes a fresh tracker per video (default: ``core.tracking``'s).
         settings: Full indexing settings (overrides ``stride``).
+        index_kind: FAISS index kind (:data:`core.index.INDEX_KINDS`): ``"flat"`` (exact, the
+            default), ``"flat16"`` or ``"ivf"`` for very large libraries.
 
     Attributes:
         detector_path: The detector model file in use.
@@ -153,12 +155,13 @@ class Engine:
             message names ``python -m core.models fetch``).
         StoreError: The database cannot be opened.
         ValueError: Unknown ``device`` or a bad ``stride``.
+        KeyError: Unknown ``index_kind`` (the message lists the valid ones).
     """
 
     def __init__(self, db_path: str | Path, *, detector: str | Path | None = None,
                  reid: str | Path | None = None, device: str = "auto", stride: int = 2,
                  tracker_factory: Callable[[], Tracker] | None = None,
-                 settings: IndexSettings | None = None) -> None:
+                 settings: IndexSettings | None = None, index_kind: str = "flat") -> None:
         if device not in DEVICES:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
         self.settings = settings if settings is not None else IndexSettings(stride=int(stride))
@@ -184,7 +187,7 @@ class Engine:
                                             self.settings)
         self.store = Store(db_path)
         self.db_path = self.store.path
-        self.faiss_index = EmbeddingIndex(self.store, self.reid_sha256, self.embedder.dim)
+        self.faiss_index = EmbeddingIndex(self.store, self.reid_sha256, self.embedder.dim, kind=index_kind)
 
     # -- indexing ---------------------------------------------------------------------------------
 

@@ -187,6 +187,28 @@ def test_ivf_with_all_lists_probed_equals_exact(lib, monkeypatch: pytest.MonkeyP
     assert (f_ids >= 0).any() and set(f_ids[f_ids >= 0].tolist()) <= set(st.embedding_rows().ids.tolist())
 
 
+def test_flat16_matches_exact_within_half_precision(lib):
+    st, runs = lib
+    q = unit(np.random.default_rng(13), 6)
+    idx = EmbeddingIndex(st, "model-a", DIM, kind="flat16")
+    scores, ids = idx.search(q, 10)
+    exp_scores, exp_ids = brute(st, q, 10)
+    assert idx.built_kind == "flat16" and idx.path.name.endswith(".flat16.faiss")
+    np.testing.assert_allclose(scores, exp_scores, atol=2e-3)
+    # The same neighbours, except where two exact scores are closer than the fp16 rounding.
+    gaps = np.abs(np.diff(exp_scores, axis=1)).min()
+    if gaps > 4e-3:
+        np.testing.assert_array_equal(ids, exp_ids)
+    else:
+        assert (ids == exp_ids).mean() > 0.9
+    r_scores, r_ids = idx.search(q, 10, run_ids=[runs[1]])
+    allowed = set(st.embedding_rows([runs[1]]).ids.tolist())
+    assert set(r_ids.ravel().tolist()) <= allowed
+    np.testing.assert_allclose(r_scores, brute(st, q, 10, run_ids=[runs[1]])[0], atol=2e-3)
+    again = EmbeddingIndex(st, "model-a", DIM, kind="flat16")
+    assert again.refresh() == "loaded" and again.ntotal == idx.ntotal
+
+
 def test_small_ivf_library_falls_back_to_exact(lib):
     st, _ = lib
     idx = EmbeddingIndex(st, "model-a", DIM, kind="ivf")
@@ -197,7 +219,7 @@ def test_small_ivf_library_falls_back_to_exact(lib):
 
 def test_unknown_kind_lists_valid_ones(lib):
     st, _ = lib
-    with pytest.raises(KeyError, match="flat, ivf"):
+    with pytest.raises(KeyError, match="flat, flat16, ivf"):
         EmbeddingIndex(st, "model-a", DIM, kind="hnsw")
 
 
