@@ -28,8 +28,8 @@ if os.environ.get("QT_QPA_PLATFORM") == "offscreen":
     _SCREEN = Path(__file__).with_name("offscreen_screen.json")
     os.environ["QT_QPA_PLATFORM"] = f"offscreen:configfile={_SCREEN}"
 
-CLIP_FRAMES = 48
-"""Frames of the session clip (frames 0-47 of vtest.avi, 4.8 s, 24 processed frames at stride 2)."""
+CLIP_FRAMES = 795
+"""Frames of the session video: the whole of vtest.avi (79.5 s, 398 processed frames at stride 2)."""
 
 ENGINE_TIMEOUT_MS = 120_000
 WORK_TIMEOUT_MS = 600_000
@@ -106,9 +106,9 @@ def _isolated_settings(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def gui_clip(vtest_path, tmp_path_factory) -> Path:
-    """Frames 0-47 of vtest.avi as mp4v."""
-    return cut_clip(vtest_path, tmp_path_factory.mktemp("gui_clip") / "walk.mp4", 0, CLIP_FRAMES)
+def gui_clip(vtest_path) -> Path:
+    """The session video: the real vtest.avi itself, indexed once through the window."""
+    return vtest_path
 
 
 def settings_store(path: Path, settings: AppSettings | None = None) -> SettingsStore:
