@@ -5,6 +5,7 @@
     python -m core index VIDEO... [--db PATH] [--stride N] [--detector FILE] [--reid FILE]
                                   [--device auto|cpu|cuda]
     python -m core search --query PHOTO... [--db PATH] [--video VIDEO]... [--threshold T] [--top K]
+                          [--index flat|flat16|ivf]
                           [--json OUT] [--detector FILE] [--reid FILE] [--device ...]
     python -m core list [--db PATH]
     python -m core show QUERY_ID [--db PATH] [--threshold T] [--top K] [--json OUT]

@@ -180,7 +180,8 @@ def _alternatives(exact, xb: np.ndarray, q: np.ndarray, k: int, repeats: int) ->
     sq.add(xb)
     ms, ids = _timed(sq, q, k)
     recall = np.mean([len(set(a[:100]) & set(b)) / 100 for a, b in zip(ids, truth, strict=True)])
-    print(f"   flat float16 (IndexScalarQuantizer fp16, core.index kind 'flat16'), k={k}: median {ms:.1f} ms, recall {recall:.3f}")
+    print(f"   flat float16 (IndexScalarQuantizer fp16, core.index kind 'flat16'), k={k}: "
+          f"median {ms:.1f} ms, recall {recall:.3f}")
     del sq
     nlist = int(round(np.sqrt(n)))
     quant = faiss.IndexFlatIP(dim)
