@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from core.errors import ModelError
-from core.onnx_model import OnnxModel, load_session
+from core.onnx_model import OnnxBacked, OnnxModel, load_session
 from core.types import Detections
 
 PAD_VALUE = 114
@@ -77,7 +77,7 @@ def _parse_literal(model: OnnxModel, key: str) -> object:
         raise ModelError(f"{model.path} has unreadable Ultralytics metadata {key}={text[:80]!r}.") from None
 
 
-class YoloOnnxDetector:
+class YoloOnnxDetector(OnnxBacked):
     """Finds people with an Ultralytics YOLO detect model in ONNX format (implements ``core.types.Detector``).
 
     Attributes:
@@ -176,16 +176,6 @@ class YoloOnnxDetector:
         self.person_ids: tuple[int, ...] = tuple(sorted(i for c in person_classes for i in by_name[c]))
         self._is_person = np.zeros(len(self.names), bool)
         self._is_person[list(self.person_ids)] = True
-
-    @property
-    def provider(self) -> str:
-        """Execution provider ONNX Runtime really uses."""
-        return self._model.provider
-
-    @property
-    def fallback_note(self) -> str | None:
-        """One sentence when CUDA was requested but the CPU is used."""
-        return self._model.fallback_note
 
     # -- pre-processing -------------------------------------------------------------------------
 

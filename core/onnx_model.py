@@ -122,6 +122,22 @@ class OnnxModel:
         return np.concatenate(outs) if outs else np.zeros((0,), np.float32)
 
 
+class OnnxBacked:
+    """Mixin of the stage classes that run one :class:`OnnxModel` held in ``self._model``."""
+
+    _model: OnnxModel
+
+    @property
+    def provider(self) -> str:
+        """Execution provider ONNX Runtime really uses."""
+        return self._model.provider
+
+    @property
+    def fallback_note(self) -> str | None:
+        """One sentence when CUDA was requested but the CPU is used."""
+        return self._model.fallback_note
+
+
 def _providers(device: str) -> tuple[list[str], str | None]:
     """Pick execution providers for ``device``; returns them and a note when CUDA is unavailable."""
     if device not in DEVICES:

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from core.errors import ModelError
-from core.onnx_model import load_session
+from core.onnx_model import OnnxBacked, load_session
 from core.types import Embeddings
 
 METADATA_KEYS = ("input_height", "input_width", "color_order", "mean", "std")
@@ -82,7 +82,7 @@ def _resolve_preprocess(path: Path, metadata: Mapping[str, str],
     return {"input_size": (h, w), "color_order": order, "mean": mean, "std": std}
 
 
-class OnnxEmbedder:
+class OnnxEmbedder(OnnxBacked):
     """Turns person crops into L2-normalised ReID vectors (implements ``core.types.Embedder``).
 
     Attributes:
@@ -154,16 +154,6 @@ class OnnxEmbedder:
     def dim(self) -> int:
         """Embedding dimension D."""
         return self._dim
-
-    @property
-    def provider(self) -> str:
-        """Execution provider ONNX Runtime really uses."""
-        return self._model.provider
-
-    @property
-    def fallback_note(self) -> str | None:
-        """One sentence when CUDA was requested but the CPU is used."""
-        return self._model.fallback_note
 
     def _run(self, crops: np.ndarray) -> np.ndarray:
         """``(B, h, w, 3)`` uint8 BGR crops at the input size -> ``(B, D)`` float32 raw outputs."""

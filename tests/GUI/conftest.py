@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import pytest
 from PySide6.QtCore import QEventLoop, QSettings, QTimer
 
@@ -32,23 +31,6 @@ CLIP_FRAMES = 795
 
 ENGINE_TIMEOUT_MS = 120_000
 WORK_TIMEOUT_MS = 600_000
-
-
-def cut_clip(vtest: Path, out: Path, start: int, count: int) -> Path:
-    """Write frames ``start .. start+count-1`` of vtest.avi as an mp4v file (exact seeks)."""
-    cap = cv2.VideoCapture(str(vtest))
-    cap.set(cv2.CAP_PROP_POS_FRAMES, start)
-    writer = None
-    for _ in range(count):
-        ok, frame = cap.read()
-        assert ok, f"cannot read frame of {vtest}"
-        if writer is None:
-            h, w = frame.shape[:2]
-            writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (w, h))
-        writer.write(frame)
-    writer.release()
-    cap.release()
-    return out
 
 
 def pump_until(predicate: Callable[[], bool], timeout_ms: int) -> None:

@@ -29,8 +29,9 @@ from GUI.main import parse_args
 from GUI.main_window import SAMPLE_CLIP, SAMPLE_QUERY
 from GUI.settings import AppSettings
 from GUI.timeline import score_color
-from tests.GUI.conftest import CLIP_FRAMES, WORK_TIMEOUT_MS, cut_clip, settings_store
+from tests.GUI.conftest import CLIP_FRAMES, WORK_TIMEOUT_MS, settings_store
 from tests.GUI.helpers import draw_query, highlight_at_left_edge, search
+from tests.realdata import cut_clip
 
 GUI_DIR = Path(__file__).resolve().parents[2] / "GUI"
 
@@ -182,8 +183,8 @@ def test_library_reopens_past_query_and_skips_indexed_video(make_window, indexed
 
     # Index only on an indexed video: one skipped progress item, nothing indexed again.
     n = len(w2.progress_items)
-    with qtbot.waitSignal(w2.jobFinished, timeout=60000):
-        w2.start_search(index_only=True)
+    with qtbot.waitSignal(w2.jobFinished, timeout=60000, check_params_cb=lambda n: n == "index+search"):
+        assert w2.start_search(index_only=True)
     items = [p for p in w2.progress_items[n:] if isinstance(p, IndexProgress)]
     assert len(items) == 1 and items[0].skipped
 

@@ -15,8 +15,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import pytest
+
+from tests.realdata import cut_clip
 
 SHORT_CLIP_FRAMES = 60
 
@@ -84,17 +85,5 @@ def vtest_library(tmp_path_factory, vtest_path, detector_model_path, reid_model_
 @pytest.fixture(scope="session")
 def short_clip(tmp_path_factory, vtest_path) -> Path:
     """The first 60 frames (6 s at 10 fps) of vtest.avi written as mp4v."""
-    out = tmp_path_factory.mktemp("short_clip") / "vtest_6s.mp4"
-    cap = cv2.VideoCapture(str(vtest_path))
-    writer = None
-    for _ in range(SHORT_CLIP_FRAMES):
-        ok, frame = cap.read()
-        assert ok, "vtest.avi ended early"
-        if writer is None:
-            h, w = frame.shape[:2]
-            writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (w, h))
-        writer.write(frame)
-    writer.release()
-    cap.release()
-    return out
+    return cut_clip(vtest_path, tmp_path_factory.mktemp("short_clip") / "vtest_6s.mp4", 0, SHORT_CLIP_FRAMES)
 

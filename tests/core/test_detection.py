@@ -15,6 +15,7 @@ import pytest
 from core.detection import YoloOnnxDetector, nms
 from core.errors import ModelError
 from core.types import Detections
+from tests.realdata import box_iou
 
 PERSON_CLASSES = ("Normal", "Fall")
 
@@ -30,16 +31,6 @@ PEOPLE = {
     500: [(318, 225), (574, 292), (589, 333), (628, 320)],
 }
 MAX_EXTRA_BOXES = 3  # per frame: the jacket plus the odd half-body duplicate
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of ``(N, 4)`` and ``(M, 4)`` xyxy boxes -> ``(N, M)``."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
-    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
-    return inter / (area_a[:, None] + area_b[None, :] - inter)
 
 
 def _match_points(points, boxes: np.ndarray) -> dict[int, int]:
@@ -145,7 +136,7 @@ def _assert_same_people(a: Detections, b: Detections, min_score: float = 0.4) ->
     for x, y in ((a, b), (b, a)):
         confident = x.boxes[(x.scores > min_score) & (x.classes == 0)]
         assert len(confident) and len(y)
-        assert (_iou(confident, y.boxes).max(axis=1) > 0.7).all()
+        assert (box_iou(confident, y.boxes).max(axis=1) > 0.7).all()
 
 
 def test_letterbox_mapping_is_consistent(detector_model_path, detector, vtest_frames, market_frame):
@@ -159,7 +150,7 @@ def test_letterbox_mapping_is_consistent(detector_model_path, detector, vtest_fr
                        (rect_market, sq_market), (rect_market, mixed_market)):
         _assert_same_people(ref, other)
     # The woman of identity 0001 stands at about x 1210-1390, y 425-750 in the 1920x1080 frame.
-    assert _iou(rect_market.boxes, np.array([[1210, 425, 1390, 750]], np.float32)).max() > 0.8
+    assert box_iou(rect_market.boxes, np.array([[1210, 425, 1390, 750]], np.float32)).max() > 0.8
 
 
 def test_confidence_threshold(detector_model_path, vtest_frames, vtest_detections):
@@ -167,7 +158,7 @@ def test_confidence_threshold(detector_model_path, vtest_frames, vtest_detection
     loose, tight = vtest_detections[300], strict.detect([vtest_frames[300]])[0]
     assert (loose.scores > 0.25).all() and (tight.scores > 0.5).all()
     assert 0 < len(tight) < len(loose)
-    assert (_iou(tight.boxes, loose.boxes).max(axis=1) > 0.99).all()
+    assert (box_iou(tight.boxes, loose.boxes).max(axis=1) > 0.99).all()
 
 
 def test_merged_person_classes_give_one_box_per_person(detector_model_path, detector, vtest_frames,
@@ -177,12 +168,12 @@ def test_merged_person_classes_give_one_box_per_person(detector_model_path, dete
     indices = [300, 400, 500]  # in frame 400 one person is seen as both Normal and Fall
     per_class_all = aware.detect([vtest_frames[i] for i in indices])
     for merged, per_class in zip((vtest_detections[i] for i in indices), per_class_all, strict=True):
-        iou = _iou(merged.boxes, merged.boxes)
+        iou = box_iou(merged.boxes, merged.boxes)
         np.fill_diagonal(iou, 0)
         assert (iou <= detector.iou + 1e-6).all()
         # Merging only removes boxes: each merged box is one of the class-aware boxes.
         assert len(merged) <= len(per_class)
-        assert (_iou(merged.boxes, per_class.boxes).max(axis=1) > 0.999).all()
+        assert (box_iou(merged.boxes, per_class.boxes).max(axis=1) > 0.999).all()
 
 
 def test_only_configured_classes_are_kept(detector_model_path, vtest_frames):

@@ -21,7 +21,6 @@ import threading
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -33,6 +32,7 @@ from core.pipeline import IndexSettings, _LiveTrack, crop_quality, index_video, 
 from core.reid import OnnxEmbedder
 from core.store import Store
 from core.tracking import ByteTracker
+from tests.realdata import cut_clip
 
 CLIP_FRAMES = 120
 SETTINGS = IndexSettings(stride=2, det_batch=4, commit_every=8, track_gap=6)
@@ -52,19 +52,7 @@ tracker_factory = functools.partial(ByteTracker, **TRACKER_KWARGS)
 @pytest.fixture(scope="session")
 def clip(tmp_path_factory, vtest_path) -> Path:
     """The first CLIP_FRAMES frames of vtest.avi written as mp4v (exact seeks)."""
-    out = tmp_path_factory.mktemp("clip") / "vtest_clip.mp4"
-    cap = cv2.VideoCapture(str(vtest_path))
-    writer = None
-    for _ in range(CLIP_FRAMES):
-        ok, frame = cap.read()
-        assert ok
-        if writer is None:
-            h, w = frame.shape[:2]
-            writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (w, h))
-        writer.write(frame)
-    writer.release()
-    cap.release()
-    return out
+    return cut_clip(vtest_path, tmp_path_factory.mktemp("clip") / "vtest_clip.mp4", 0, CLIP_FRAMES)
 
 
 @pytest.fixture(scope="session")

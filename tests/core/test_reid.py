@@ -11,35 +11,11 @@ import pytest
 from core.detection import YoloOnnxDetector
 from core.errors import ModelError
 from core.reid import OnnxEmbedder
+from tests.realdata import IDENTITY_0001, box_iou
 
 # The manifest entry's preprocess for osnet_x0_25_msmt17.onnx (the file has no metadata).
 OSNET_PREPROCESS = {"input_size": [256, 128], "color_order": "RGB",
                     "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
-
-# Hand annotation, checked by eye on every frame: where identity 0001 (the woman in the white
-# dress of the two query crops) stands in each full frame, xyxy pixels of the 1920x1080 image,
-# rounded to 10 px. She is in all 16 frames (they are the frames this demo set was cut for), so
-# none of her crops may count as "another person".
-IDENTITY_0001 = {
-    "c1s1_001051": (1210, 430, 1390, 750), "c1s1_002301": (820, 440, 960, 710),
-    "c1s1_002326": (760, 440, 890, 730), "c1s1_002351": (680, 440, 820, 770),
-    "c1s1_002376": (580, 440, 740, 810), "c1s1_002401": (450, 450, 640, 860),
-    "c1s1_009376": (1710, 360, 1920, 800), "c1s1_009451": (1380, 410, 1540, 740),
-    "c1s1_009476": (1350, 410, 1500, 710), "c1s1_009526": (1490, 380, 1660, 670),
-    "c1s1_014601": (1760, 400, 1830, 570), "c1s1_014776": (1400, 420, 1520, 660),
-    "c1s1_014901": (1080, 420, 1250, 840), "c3s1_000501": (970, 420, 1080, 600),
-    "c3s1_000551": (1140, 410, 1240, 610), "c3s1_001626": (1590, 410, 1740, 630),
-}
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
-    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
-    return inter / (area_a[:, None] + area_b[None, :] - inter)
-
 
 def _tiny_reid_model(path, *, size=(16, 8), batch_dim="batch", metadata=None):
     """A real ONNX 'ReID model' whose embedding is the per-channel mean of its input: (N,3,h,w) -> (N,3)."""
@@ -109,7 +85,7 @@ def test_true_cross_camera_match_ranks_above_everyone_else(embedder, detector, m
         dets = detector.detect([image])[0]
         emb = embedder.embed(image, dets.boxes)
         assert not emb.skipped
-        is_her = _iou(dets.boxes[emb.kept], np.array([IDENTITY_0001[name]], np.float32))[:, 0] > 0.5
+        is_her = box_iou(dets.boxes[emb.kept], np.array([IDENTITY_0001[name]], np.float32))[:, 0] > 0.5
         assert is_her.sum() == 1, f"{name}: expected one detection on identity 0001, got {is_her.sum()}"
         her.extend(emb.vectors[is_her])
         others.extend(emb.vectors[~is_her])

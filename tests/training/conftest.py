@@ -11,23 +11,9 @@ import pytest
 import torch
 
 from tests.conftest import shared_file
+from tests.realdata import IDENTITY_0001
 from training.data.datasets import ReidData, build_dataset
 from training.data.mot import write_mot_crops
-
-# Where identity 0001 (the woman in the white dress of the two Market query crops) stands in the
-# 16 full frames, xyxy pixels of the 1920x1080 images, rounded to 10 px: the hand annotation made
-# (and checked by eye on every frame) for tests/core/test_reid.py. Detections overlapping it are
-# hers and are never used as "other people".
-IDENTITY_0001 = {
-    "c1s1_001051": (1210, 430, 1390, 750), "c1s1_002301": (820, 440, 960, 710),
-    "c1s1_002326": (760, 440, 890, 730), "c1s1_002351": (680, 440, 820, 770),
-    "c1s1_002376": (580, 440, 740, 810), "c1s1_002401": (450, 450, 640, 860),
-    "c1s1_009376": (1710, 360, 1920, 800), "c1s1_009451": (1380, 410, 1540, 740),
-    "c1s1_009476": (1350, 410, 1500, 710), "c1s1_009526": (1490, 380, 1660, 670),
-    "c1s1_014601": (1760, 400, 1830, 570), "c1s1_014776": (1400, 420, 1520, 660),
-    "c1s1_014901": (1080, 420, 1250, 840), "c3s1_000501": (970, 420, 1080, 600),
-    "c3s1_000551": (1140, 410, 1240, 610), "c3s1_001626": (1590, 410, 1740, 630),
-}
 
 
 def overlap(boxes: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.realdata import cut_clip
 from training.data.datasets import build_dataset
 from training.export import export_onnx
 from training.modeling import build_model, load_weights
@@ -31,16 +32,7 @@ def library(tmp_path_factory, vtest_path, detector_model_path, osnet_weights):
 
     tmp = tmp_path_factory.mktemp("library")
     clip = tmp / "vtest_clip.mp4"
-    cap = cv2.VideoCapture(str(vtest_path))
-    writer = None
-    for _ in range(CLIP_FRAMES):
-        ok, frame = cap.read()
-        assert ok
-        if writer is None:
-            writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, frame.shape[1::-1])
-        writer.write(frame)
-    writer.release()
-    cap.release()
+    cut_clip(vtest_path, clip, 0, CLIP_FRAMES)
     model = build_model("osnet_x0_25")
     load_weights(model, osnet_weights["msmt17"])
     onnx_path = export_onnx(model.eval(), tmp / "osnet.onnx", model_name="osnet_x0_25_msmt17",

@@ -192,7 +192,7 @@ def test_trained_onnx_indexes_and_searches_vtest_with_the_app_cli(runs, tmp_path
                "--json", str(out))
     assert proc.returncode == 0, proc.stderr
     hits = json.loads(out.read_text())
-    assert hits and hits[0]["video"] == str(vtest_path)
+    assert hits and Path(hits[0]["video"]) == vtest_path.resolve()
     assert hits == sorted(hits, key=lambda h: -h["score"])
     assert all(-1.0 <= h["score"] <= 1.0 for h in hits)
     # Two short epochs at 128x64 leave a weaker model than the published one, yet the photographed
