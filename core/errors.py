@@ -23,3 +23,11 @@ class QueryError(ReidSearchError):
 
 class StoreError(ReidSearchError):
     """The database is unusable or a requested item is not in it."""
+
+
+class BusyError(ReidSearchError):
+    """The work is already being done elsewhere.
+
+    For example, another program or window is indexing the same video into the same library
+    with the same settings.
+    """

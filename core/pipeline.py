@@ -42,9 +42,14 @@ run's stored ``det_batch``/``commit_every``, so a resumed run detects the same f
 batches, and detection, tracking and embedding are deterministic: the result equals
 an uninterrupted run (``tests/core/test_pipeline.py`` proves it with a SIGKILLed
 process). A state that cannot be unpickled, or was written by another version of
-the program (``core.__version__``), restarts the run from frame 0. Two processes
-indexing the same video at the same time is not supported (the second would resume
-the first one's run).
+the program (``core.__version__``), restarts the run from frame 0.
+
+One indexer per run: while a run is indexed, its operating-system file lock
+(``<db>.locks/video<id>-<settings key>.lock``, :mod:`filelock`) is held, so a second
+program, window or thread asking for the same video, library and settings gets a
+:class:`~core.errors.BusyError` at once and changes nothing. The operating system
+drops the lock when the process ends, even when it is killed, so a stale lock never
+blocks a resume.
 
 Cancel (``cancel.is_set()``) is checked after every decoded frame; frames of an
 unfinished detection batch are dropped (they are re-read on resume), a checkpoint
@@ -70,10 +75,11 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import filelock
 import numpy as np
 
 from core import __version__
-from core.errors import ReidSearchError
+from core.errors import BusyError, ReidSearchError, StoreError
 from core.store import NewTrack, RunRecord, Store
 from core.types import Detections, Detector, Embedder, Frame, IndexProgress, Tracker
 from core.video import VideoSource, fingerprint, open_source
@@ -387,6 +393,7 @@ def index_video(source_path: str | Path, *, store: Store, detector: Detector, em
 
     Raises:
         VideoError: The file is not a readable video (nothing is written then).
+        BusyError: The same run is being indexed elsewhere right now (nothing is written then).
         ReidSearchError: Other user-facing errors (the run is marked failed, the database stays
             consistent and the next call resumes from the last checkpoint).
     """
@@ -407,7 +414,45 @@ def _index(source: VideoSource, *, store: Store, detector: Detector, embedder: E
                                frame_count=source.frame_count, width=source.width, height=source.height)
     fresh_tracker = tracker_factory()
     recorded, key = run_settings(detector, embedder, fresh_tracker, settings)
-    run = store.find_run(video.id, key)
+    lock = _run_lock(store, video.id, key, path_text)
+    try:
+        yield from _index_locked(source, store=store, detector=detector, embedder=embedder, video_id=video.id,
+                                 recorded=recorded, key=key, fresh_tracker=fresh_tracker, settings=settings,
+                                 cancel=cancel)
+    finally:
+        lock.release()
+
+
+def run_lock_path(db_path: Path, video_id: int, key: str) -> Path:
+    """The lock file of one run: ``<db>.locks/video<id>-<key[:16]>.lock``."""
+    return db_path.with_name(db_path.name + ".locks") / f"video{video_id}-{key[:16]}.lock"
+
+
+def _run_lock(store: Store, video_id: int, key: str, path_text: str) -> filelock.BaseFileLock:
+    """Take the run's lock without waiting (see the module notes), or raise :class:`BusyError`.
+
+    Returns:
+        The acquired lock; the caller releases it.
+    """
+    path = run_lock_path(store.path, video_id, key)
+    lock = filelock.FileLock(path, timeout=0)
+    try:
+        path.parent.mkdir(exist_ok=True)
+        lock.acquire()
+    except filelock.Timeout:
+        raise BusyError(f"{path_text}: is being indexed into {store.path} right now by another program or "
+                        "window (same models and settings); wait for it to finish, or stop it, then "
+                        "try again.") from None
+    except OSError as err:
+        raise StoreError(f"{path.parent}: cannot create the indexing lock ({err.strerror or err}).") from None
+    return lock
+
+
+def _index_locked(source: VideoSource, *, store: Store, detector: Detector, embedder: Embedder, video_id: int,
+                  recorded: dict[str, Any], key: str, fresh_tracker: Tracker, settings: IndexSettings,
+                  cancel: threading.Event | None) -> Iterator[IndexProgress]:
+    path_text = str(source.path)
+    run = store.find_run(video_id, key)
     if run is not None and run.status == "done":
         yield IndexProgress(video_path=path_text, frames_done=run.frames_done, frames_total=run.frames_total,
                             fps=0.0, eta_s=0.0, tracks=run.tracks_done, done=True, skipped=True)
@@ -415,7 +460,7 @@ def _index(source: VideoSource, *, store: Store, detector: Detector, embedder: E
     if run is None:
         _, reid_sha = model_identity(embedder)
         det_name, det_sha = model_identity(detector)
-        run = store.create_run(video.id, detector_name=det_name, detector_sha256=det_sha,
+        run = store.create_run(video_id, detector_name=det_name, detector_sha256=det_sha,
                                reid_name=recorded["reid_name"], reid_sha256=reid_sha,
                                embedding_dim=int(embedder.dim), settings=recorded, settings_key=key,
                                frames_total=source.frame_count)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.errors import ModelError, VideoError
+from core.errors import BusyError, ModelError, VideoError
 from core.index import EmbeddingIndex
 from core.models import entry_for_file
 from core.paths import REPO_ROOT
@@ -362,6 +362,43 @@ def test_killed_process_resumes_to_the_uninterrupted_result(tmp_path, clip, mode
     assert run.status == "done"
     assert_same_result(snapshot(st, run.id), snapshot(ref_st, ref_run.id))
     assert_consistent(db)
+
+
+def test_a_run_indexed_elsewhere_is_refused_until_that_process_dies(tmp_path, clip, models, reference,
+                                                                    detector_model_path, reid_model_path):
+    """Another process indexes the clip (then is frozen mid-video): indexing the same clip into the
+    same library is refused at once with one sentence and writes nothing; once that process is
+    killed, the operating system has dropped its lock and the run resumes to the reference result."""
+    ref_st, ref_run, _, _ = reference
+    db = tmp_path / "shared.sqlite"
+    Store(db).close()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILL_SCRIPT, str(clip), str(db), str(detector_model_path),
+         str(reid_model_path), json.dumps(TRACKER_KWARGS), json.dumps(DET_ENTRY.person_classes)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        first = proc.stdout.readline()  # its first progress item: the run exists and is locked
+        assert first.strip().isdigit(), "the other indexer did not start"
+        proc.send_signal(signal.SIGSTOP)
+        st = Store(db)
+        before = (st.list_videos(), st.list_runs(), len(st.embedding_rows()))
+        with pytest.raises(BusyError, match=r"vtest_clip.mp4: is being indexed into .*shared.sqlite right"):
+            run_all(clip, st, models)
+        assert (st.list_videos(), st.list_runs(), len(st.embedding_rows())) == before
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    resumed = run_all(clip, st, models)
+    assert resumed[-1].done and not resumed[0].skipped
+    (run,) = st.list_runs()
+    assert run.status == "done"
+    assert_same_result(snapshot(st, run.id), snapshot(ref_st, ref_run.id))
+    assert_consistent(db)
+    st.close()
 
 
 def test_not_a_video_raises_video_error_and_leaves_the_library_intact(tmp_path, models, reference):
