@@ -50,6 +50,7 @@ from PySide6.QtWidgets import (
 from core import paths
 from core.errors import ReidSearchError
 from core.types import IndexProgress
+from core.video import VIDEO_EXTENSIONS, video_files
 from GUI import export
 from GUI.icons import app_icon
 from GUI.library import LibraryPanel, norm_path, same_path
@@ -77,9 +78,6 @@ from GUI.workers import (
 
 log = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv", ".ts")
-"""Video file types offered in the dialogs and accepted when dropped or found in a folder."""
-
 SAMPLE_CLIP = paths.REPO_ROOT / "assets" / "sample_clip.mp4"
 SAMPLE_QUERY = paths.REPO_ROOT / "assets" / "sample_query.jpg"
 
@@ -102,11 +100,6 @@ def _open_source(path: str) -> Any:
     from core.video import open_source
 
     return open_source(path)
-
-
-def is_video_file(path: str | Path) -> bool:
-    """Whether ``path`` has a video suffix the app offers."""
-    return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
 class MainWindow(QMainWindow):
@@ -554,7 +547,7 @@ class MainWindow(QMainWindow):
 
     def choose_video(self) -> None:
         """Ask for video files and open them."""
-        pattern = " ".join(f"*{s}" for s in VIDEO_SUFFIXES)
+        pattern = " ".join(f"*{s}" for s in VIDEO_EXTENSIONS)
         files, _ = QFileDialog.getOpenFileNames(self, "Open video", self._last_dir(),
                                                 f"Videos ({pattern});;All files (*)")
         if files:
@@ -580,11 +573,14 @@ class MainWindow(QMainWindow):
     def open_folder(self, folder: str | Path) -> list[str]:
         """Open every video in ``folder`` (not recursive); they are all checked for searching."""
         folder = Path(folder)
-        videos = sorted(str(p) for p in folder.iterdir() if p.is_file() and is_video_file(p)) \
-            if folder.is_dir() else []
+        try:
+            videos = [str(p) for p in video_files(folder)] if folder.is_dir() else []
+        except ReidSearchError as err:
+            self.show_message("error", str(err))
+            return []
         if not videos:
             self.show_message("error", f"{folder}: no video files found in this folder "
-                                       f"(looked for {', '.join(VIDEO_SUFFIXES)}).")
+                                       f"(looked for {', '.join(VIDEO_EXTENSIONS)}).")
             return []
         return self.open_videos(videos)
 

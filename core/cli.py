@@ -12,7 +12,7 @@
 
 ``VIDEO`` is a video file, a folder of images (one image sequence), or a folder of
 videos. A folder is a folder of videos when it holds at least one file with a video
-ending (:data:`VIDEO_EXTENSIONS`, any case): each of those is indexed, in natural name
+ending (``core.video.VIDEO_EXTENSIONS``, any case): each of those is indexed, in natural name
 order (sub-folders and other files are ignored). A folder without video files is an
 image sequence (its images, see ``core.video.IMAGE_EXTENSIONS``, are the frames).
 
@@ -47,10 +47,6 @@ from core import paths
 from core.errors import ReidSearchError, VideoError
 from core.types import Hit
 
-VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv",
-                                     ".webm", ".ts", ".mts", ".m2ts", ".flv", ".3gp", ".ogv", ".dav")
-"""File endings (any case) that make a folder a folder of videos."""
-
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -69,22 +65,15 @@ def expand_videos(items: Sequence[str | Path]) -> list[Path]:
     Raises:
         VideoError: An item does not exist.
     """
-    from core.video import natural_key
+    from core.video import video_files
 
     out: list[Path] = []
     for item in items:
         path = Path(item)
         if not path.exists():
             raise VideoError(f"{path}: no such file or folder.")
-        if path.is_dir():
-            try:
-                files = [p for p in path.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS]
-            except OSError as err:
-                raise VideoError(f"{path}: folder cannot be listed ({err.strerror or err}).") from None
-            if files:
-                out += sorted(files, key=lambda p: natural_key(p.name))
-                continue
-        out.append(path)
+        files = video_files(path) if path.is_dir() else []
+        out += files or [path]
     seen: set[Path] = set()
     unique = []
     for p in out:

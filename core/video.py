@@ -65,6 +65,10 @@ log = logging.getLogger(__name__)
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 """File name endings (any case) taken as frames in an image folder."""
 
+VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv",
+                                     ".webm", ".ts", ".mts", ".m2ts", ".flv", ".3gp", ".ogv", ".dav")
+"""File name endings (any case) taken as videos in a folder of videos (CLI and GUI alike)."""
+
 TIME_PROBE_FRAMES = 30
 """Frames decoded at open to decide whether the container timestamps are reliable."""
 
@@ -106,6 +110,28 @@ def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
     """
     parts = re.split(r"(\d+)", name)
     return tuple((1, int(p)) if i % 2 else (0, p.lower()) for i, p in enumerate(parts)) + ((0, name),)
+
+
+def video_files(folder: str | Path) -> list[Path]:
+    """The video files directly in ``folder`` (:data:`VIDEO_EXTENSIONS`), in natural name order.
+
+    Sub-folders and other files are ignored.
+
+    Args:
+        folder: A folder.
+
+    Returns:
+        The videos' paths (empty when there are none).
+
+    Raises:
+        VideoError: The folder cannot be listed.
+    """
+    folder = Path(folder)
+    try:
+        files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS]
+    except OSError as err:
+        raise VideoError(f"{folder}: folder cannot be listed ({err.strerror or err}).") from None
+    return sorted(files, key=lambda p: natural_key(p.name))
 
 
 def list_images(folder: Path) -> list[Path]:
