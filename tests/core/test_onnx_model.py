@@ -10,29 +10,7 @@ import pytest
 
 from core.errors import ModelError
 from core.onnx_model import load_session
-
-
-def _tiny_model(path, *, in_shape, out_op="Identity", batch_dim="batch", metadata=None):
-    """Write a real one-node ONNX model (``Identity`` or ``GlobalAveragePool`` + ``Flatten``)."""
-    onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper
-
-    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch_dim, *in_shape])
-    if out_op == "Identity":
-        nodes = [helper.make_node("Identity", ["images"], ["out"])]
-        y = helper.make_tensor_value_info("out", TensorProto.FLOAT, [batch_dim, *in_shape])
-    else:
-        nodes = [helper.make_node("GlobalAveragePool", ["images"], ["pooled"]),
-                 helper.make_node("Flatten", ["pooled"], ["out"], axis=1)]
-        y = helper.make_tensor_value_info("out", TensorProto.FLOAT, [batch_dim, in_shape[0]])
-    graph = helper.make_graph(nodes, "tiny", [x], [y])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    for key, value in (metadata or {}).items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.save(model, str(path))
-    return path
+from tests.core.tiny_onnx import tiny_model
 
 
 def _one_sentence(err: BaseException, path) -> str:
@@ -77,7 +55,7 @@ def test_cuda_request_reports_what_really_runs(reid_model_path):
 
 
 def test_fixed_batch_model_is_run_in_padded_chunks(tmp_path):
-    path = _tiny_model(tmp_path / "fixed.onnx", in_shape=(3, 4, 2), out_op="GlobalAveragePool", batch_dim=2)
+    path = tiny_model(tmp_path / "fixed.onnx", in_shape=(3, 4, 2), out_op="GlobalAveragePool", batch_dim=2)
     model = load_session(path, expect="reid")
     assert model.fixed_batch == 2
     batch = np.random.default_rng(1).random((5, 3, 4, 2), np.float32)
@@ -125,7 +103,7 @@ def test_reid_model_where_detector_expected(reid_model_path):
 
 
 def test_model_of_neither_kind(tmp_path):
-    path = _tiny_model(tmp_path / "identity.onnx", in_shape=(3, 8, 8))
+    path = tiny_model(tmp_path / "identity.onnx", in_shape=(3, 8, 8))
     with pytest.raises(ModelError) as err:
         load_session(path)
     assert "neither a person detector nor a ReID model" in _one_sentence(err.value, path)

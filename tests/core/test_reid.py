@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import cv2
@@ -11,29 +12,15 @@ import pytest
 from core.detection import YoloOnnxDetector
 from core.errors import ModelError
 from core.reid import OnnxEmbedder
+from tests.core.tiny_onnx import tiny_model
 from tests.realdata import IDENTITY_0001, box_iou
 
 # The manifest entry's preprocess for osnet_x0_25_msmt17.onnx (the file has no metadata).
 OSNET_PREPROCESS = {"input_size": [256, 128], "color_order": "RGB",
                     "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
 
-def _tiny_reid_model(path, *, size=(16, 8), batch_dim="batch", metadata=None):
-    """A real ONNX 'ReID model' whose embedding is the per-channel mean of its input: (N,3,h,w) -> (N,3)."""
-    onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper
-
-    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch_dim, 3, *size])
-    y = helper.make_tensor_value_info("embedding", TensorProto.FLOAT, [batch_dim, "dim"])
-    nodes = [helper.make_node("GlobalAveragePool", ["images"], ["pooled"]),
-             helper.make_node("Flatten", ["pooled"], ["embedding"], axis=1)]
-    model = helper.make_model(helper.make_graph(nodes, "tiny_reid", [x], [y]),
-                              opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    for key, value in (metadata or {}).items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.save(model, str(path))
-    return path
+# A ReID-shaped model whose "embedding" is the per-channel mean of its 16x8 input: (N,3,16,8) -> (N,3).
+_tiny_reid_model = functools.partial(tiny_model, in_shape=(3, 16, 8), out_op="GlobalAveragePool")
 
 
 TINY_META = {"task": "reid", "input_height": "16", "input_width": "8", "color_order": "BGR",
