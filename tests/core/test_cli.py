@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from core.cli import expand_videos, fmt_time
@@ -63,21 +64,25 @@ def library(tmp_path_factory, short_clip, models_env) -> tuple[Path, Path, subpr
 
 
 @pytest.fixture(scope="module")
-def man_photo(tmp_path_factory, vtest_path) -> Path:
-    """The man in the red jacket at frame 52 (see test_end_to_end.py), saved as a JPEG crop."""
+def frame52(vtest_path) -> np.ndarray:
+    """Frame 52 of vtest.avi, BGR ``(576, 768, 3)``."""
     with open_source(vtest_path) as src:
-        frame = src.read(52).image
+        return src.read(52).image
+
+
+@pytest.fixture(scope="module")
+def man_photo(tmp_path_factory, frame52) -> Path:
+    """The man in the red jacket at frame 52 (see test_end_to_end.py), saved as a JPEG crop."""
     out = tmp_path_factory.mktemp("photos") / "man.jpg"
-    cv2.imwrite(str(out), frame[205:305, 490:545])
+    cv2.imwrite(str(out), frame52[205:305, 490:545])
     return out
 
 
 @pytest.fixture(scope="module")
-def grass_photo(tmp_path_factory, vtest_path) -> Path:
-    with open_source(vtest_path) as src:
-        frame = src.read(52).image
+def grass_photo(tmp_path_factory, frame52) -> Path:
+    """A patch of lawn from frame 52: a photo with no person in it."""
     out = tmp_path_factory.mktemp("photos") / "lawn.png"
-    cv2.imwrite(str(out), frame[460:570, 300:700])
+    cv2.imwrite(str(out), frame52[460:570, 300:700])
     return out
 
 
