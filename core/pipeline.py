@@ -416,9 +416,31 @@ def _index(source: VideoSource, *, store: Store, detector: Detector, embedder: E
     recorded, key = run_settings(detector, embedder, fresh_tracker, settings)
     lock = _run_lock(store, video.id, key, path_text)
     try:
-        yield from _index_locked(source, store=store, detector=detector, embedder=embedder, video_id=video.id,
-                                 recorded=recorded, key=key, fresh_tracker=fresh_tracker, settings=settings,
-                                 cancel=cancel)
+        run = store.find_run(video.id, key)
+        if run is not None and run.status == "done":
+            yield IndexProgress(video_path=path_text, frames_done=run.frames_done,
+                                frames_total=run.frames_total, fps=0.0, eta_s=0.0, tracks=run.tracks_done,
+                                done=True, skipped=True)
+            return
+        if run is None:
+            _, reid_sha = model_identity(embedder)
+            det_name, det_sha = model_identity(detector)
+            run = store.create_run(video.id, detector_name=det_name, detector_sha256=det_sha,
+                                   reid_name=recorded["reid_name"], reid_sha256=reid_sha,
+                                   embedding_dim=int(embedder.dim), settings=recorded, settings_key=key,
+                                   frames_total=source.frame_count)
+        # a resumed run keeps the batch/checkpoint spacing it started with (same batches, same result)
+        stored = run.settings
+        exec_settings = dataclasses.replace(settings,
+                                            **{f: stored[f] for f in _EXECUTION_FIELDS if f in stored})
+        state = _load_state(store, run, key)
+        if state is None:
+            if run.frames_done or run.tracks_done:
+                store.reset_run(run.id)
+                run = store.get_run(run.id)
+            state = _State(STATE_VERSION, __version__, key, fresh_tracker, {}, 1, 0, -1)
+        worker = _Indexer(source, store, run, detector, embedder, exec_settings, state)
+        yield from worker.loop(cancel)
     finally:
         lock.release()
 
@@ -446,35 +468,6 @@ def _run_lock(store: Store, video_id: int, key: str, path_text: str) -> filelock
     except OSError as err:
         raise StoreError(f"{path.parent}: cannot create the indexing lock ({err.strerror or err}).") from None
     return lock
-
-
-def _index_locked(source: VideoSource, *, store: Store, detector: Detector, embedder: Embedder, video_id: int,
-                  recorded: dict[str, Any], key: str, fresh_tracker: Tracker, settings: IndexSettings,
-                  cancel: threading.Event | None) -> Iterator[IndexProgress]:
-    path_text = str(source.path)
-    run = store.find_run(video_id, key)
-    if run is not None and run.status == "done":
-        yield IndexProgress(video_path=path_text, frames_done=run.frames_done, frames_total=run.frames_total,
-                            fps=0.0, eta_s=0.0, tracks=run.tracks_done, done=True, skipped=True)
-        return
-    if run is None:
-        _, reid_sha = model_identity(embedder)
-        det_name, det_sha = model_identity(detector)
-        run = store.create_run(video_id, detector_name=det_name, detector_sha256=det_sha,
-                               reid_name=recorded["reid_name"], reid_sha256=reid_sha,
-                               embedding_dim=int(embedder.dim), settings=recorded, settings_key=key,
-                               frames_total=source.frame_count)
-    # a resumed run keeps the batch/checkpoint spacing it started with (same batches, same result)
-    stored = run.settings
-    exec_settings = dataclasses.replace(settings, **{f: stored[f] for f in _EXECUTION_FIELDS if f in stored})
-    state = _load_state(store, run, key)
-    if state is None:
-        if run.frames_done or run.tracks_done:
-            store.reset_run(run.id)
-            run = store.get_run(run.id)
-        state = _State(STATE_VERSION, __version__, key, fresh_tracker, {}, 1, 0, -1)
-    worker = _Indexer(source, store, run, detector, embedder, exec_settings, state)
-    yield from worker.loop(cancel)
 
 
 def _load_state(store: Store, run: RunRecord, key: str) -> _State | None:
