@@ -98,12 +98,6 @@ def _isolated_settings(tmp_path_factory):
         yield folder
 
 
-@pytest.fixture(scope="session")
-def gui_clip(vtest_path) -> Path:
-    """The session video: the real vtest.avi itself, indexed once through the window."""
-    return vtest_path
-
-
 def settings_store(path: Path, settings: AppSettings | None = None) -> SettingsStore:
     """A settings store in an INI file (written with ``settings`` when given)."""
     store = SettingsStore(QSettings(str(path), QSettings.Format.IniFormat))
@@ -156,8 +150,8 @@ def model_settings(detector_model_path, reid_model_path) -> AppSettings:
 
 
 @pytest.fixture(scope="session")
-def indexed_session(qapp, gui_clip, tmp_path_factory, model_settings) -> IndexedSession:
-    """Index the session clip once, through the window's Index action and worker thread."""
+def indexed_session(qapp, vtest_path, tmp_path_factory, model_settings) -> IndexedSession:
+    """Index the real vtest.avi once, through the window's Index action and worker thread."""
     root = tmp_path_factory.mktemp("indexed")
     db_dir = root / "library"
     db_dir.mkdir()
@@ -166,8 +160,8 @@ def indexed_session(qapp, gui_clip, tmp_path_factory, model_settings) -> Indexed
         pump_until(lambda: w.library_loads > 0 or any(lv == "error" for lv, _ in w.messages),
                    ENGINE_TIMEOUT_MS)
         assert w.engine is not None, w.messages
-        assert w.open_video(gui_clip)
-        out = IndexedSession(db_dir=db_dir, clip=gui_clip)
+        assert w.open_video(vtest_path)
+        out = IndexedSession(db_dir=db_dir, clip=vtest_path)
         done: list[str] = []
         w.jobFinished.connect(done.append)
         w.progressShown.connect(lambda _item: out.labels.append(w.progress_label.text()))
@@ -183,7 +177,7 @@ def indexed_session(qapp, gui_clip, tmp_path_factory, model_settings) -> Indexed
         out.max_gap_ms, out.mean_gap_ms, out.ticks = meter.max_gap_ms, meter.mean_gap_ms, len(meter.ticks)
         out.progress = list(w.progress_items)
         out.messages = list(w.messages)
-        info = w.library.info_for(str(gui_clip))
+        info = w.library.info_for(str(vtest_path))
         out.status = info.status if info is not None else "missing"
         print(f"\n[GUI] session indexing of {CLIP_FRAMES} frames through the window: {out.wall_s:.1f} s, "
               f"largest GUI-thread timer gap {out.max_gap_ms:.0f} ms (mean {out.mean_gap_ms:.1f} ms, "

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -11,6 +15,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from core.store import Store
 from training import config as C
 from training.checkpoint import load_checkpoint
 from training.data.loader import ImageDataset
@@ -154,13 +159,6 @@ def test_trained_onnx_indexes_and_searches_vtest_with_the_app_cli(runs, tmp_path
                                                                    detector_model_path, market_root):
     """The model this run trained, exported, is what ``python -m core index`` embeds vtest.avi with,
     and what ``python -m core search`` then finds a person with: no conversion step in between."""
-    import hashlib
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from core.store import Store
-
     a = runs["a"]
     meta = a.meta()
     onnx_path = export_onnx(a.model.eval(), tmp_path / "trained.onnx", model_name="osnet_x0_25_tracks_test",
