@@ -35,6 +35,16 @@ def frame_bgr(vtest_path):
     return image
 
 
+def _shown_view(qtbot, width: int, height: int) -> VideoView:
+    """A VideoView of the given size, shown and exposed (offscreen)."""
+    view = VideoView()
+    qtbot.addWidget(view)
+    view.resize(width, height)
+    view.show()
+    qtbot.waitExposed(view)
+    return view
+
+
 def test_bgr_to_qimage_keeps_colours_and_owns_pixels():
     img = np.zeros((4, 6, 3), np.uint8)
     img[..., 0] = 255  # blue in BGR
@@ -51,11 +61,7 @@ def test_crop_box_clamps_to_image():
 
 
 def test_video_view_drag_gives_image_rectangle(qtbot, frame_bgr):
-    view = VideoView()
-    qtbot.addWidget(view)
-    view.resize(768 // 2 + 100, 576 // 2)  # half scale, letterboxed horizontally
-    view.show()
-    qtbot.waitExposed(view)
+    view = _shown_view(qtbot, 768 // 2 + 100, 576 // 2)  # half scale, letterboxed horizontally
     view.set_frame(bgr_to_qimage(frame_bgr))
     target = view.image_rect()
     assert target.height() == pytest.approx(288, abs=1)
@@ -72,11 +78,7 @@ def test_video_view_drag_gives_image_rectangle(qtbot, frame_bgr):
 
 
 def test_video_view_click_is_not_a_crop_but_double_click_on_box_is(qtbot, frame_bgr):
-    view = VideoView()
-    qtbot.addWidget(view)
-    view.resize(768, 576)
-    view.show()
-    qtbot.waitExposed(view)
+    view = _shown_view(qtbot, 768, 576)
     view.set_frame(bgr_to_qimage(frame_bgr), (OverlayBox((100, 100, 150, 220), "#3", "person", 3),))
     inside = view.to_widget(120, 150).toPoint()
     with qtbot.assertNotEmitted(view.cropSelected, wait=50):
@@ -87,11 +89,7 @@ def test_video_view_click_is_not_a_crop_but_double_click_on_box_is(qtbot, frame_
 
 
 def test_video_view_paints_highlight(qtbot, frame_bgr):
-    view = VideoView()
-    qtbot.addWidget(view)
-    view.resize(768, 576)
-    view.show()
-    qtbot.waitExposed(view)
+    view = _shown_view(qtbot, 768, 576)
     box = (300.0, 200.0, 360.0, 380.0)
     view.set_frame(bgr_to_qimage(frame_bgr), (OverlayBox(box, "Match 0.91", "selected", 7, 0.91),))
     img = view.grab().toImage()
