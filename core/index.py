@@ -40,7 +40,6 @@ lists); no over-fetching and re-filtering is needed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -52,6 +51,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from core.fileio import sha256_file
 from core.store import Store
 
 INDEX_KINDS = ("flat", "flat16", "ivf")
@@ -75,14 +75,6 @@ def index_path_for(db_path: str | Path, reid_sha256: str, kind: str = "flat") ->
     db_path = Path(db_path)
     infix = "" if kind == "flat" else f".{kind}"
     return db_path.with_name(f"{db_path.name}.{reid_sha256[:16]}{infix}.faiss")
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class EmbeddingIndex:
@@ -167,7 +159,7 @@ class EmbeddingIndex:
                 return f"sidecar {key} is {meta.get(key)!r}, expected {value!r}"
         try:
             size = self.path.stat().st_size
-            if size != meta.get("file_bytes") or _sha256_file(self.path) != meta.get("file_sha256"):
+            if size != meta.get("file_bytes") or sha256_file(self.path) != meta.get("file_sha256"):
                 return "index file does not match its sidecar (damaged or replaced)"
             index = faiss.read_index(str(self.path))
         except (OSError, RuntimeError) as err:
@@ -233,7 +225,7 @@ class EmbeddingIndex:
         try:
             faiss.write_index(self._index, str(tmp))
             os.replace(tmp, self.path)
-            meta = dict(self._meta, file_bytes=self.path.stat().st_size, file_sha256=_sha256_file(self.path))
+            meta = dict(self._meta, file_bytes=self.path.stat().st_size, file_sha256=sha256_file(self.path))
             tmp.write_text(json.dumps(meta, indent=1))
             os.replace(tmp, self.sidecar_path)
             self._meta = meta

@@ -61,7 +61,6 @@ last checkpoint stays, so the next call resumes) and propagates.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 import math
@@ -80,6 +79,7 @@ import numpy as np
 
 from core import __version__
 from core.errors import BusyError, ReidSearchError, StoreError
+from core.fileio import sha256_file
 from core.store import NewTrack, RunRecord, Store
 from core.types import Detections, Detector, Embedder, Frame, IndexProgress, Tracker
 from core.video import VideoSource, fingerprint, open_source
@@ -147,15 +147,6 @@ class IndexSettings:
 # --------------------------------------------------------------------------- model identity
 
 
-@functools.lru_cache(maxsize=32)
-def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def model_identity(model: object) -> tuple[str, str]:
     """``(name, sha256)`` of a detector or embedder: its ``sha256`` attribute or its ``path`` file's digest.
 
@@ -170,8 +161,7 @@ def model_identity(model: object) -> tuple[str, str]:
     if sha is None:
         if path is None:
             raise ValueError(f"{type(model).__name__} has neither a sha256 nor a path attribute")
-        st = Path(path).stat()
-        sha = _file_sha256(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+        sha = sha256_file(path, cached=True)
     return str(name), str(sha)
 
 

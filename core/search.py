@@ -62,6 +62,7 @@ import numpy as np
 from sqlalchemy import func, select
 
 from core.errors import QueryError, StoreError
+from core.fileio import read_image
 from core.index import EmbeddingIndex
 from core.store import EmbeddingRow, RunRow, SightingRow, Store, TrackRecord, VideoRecord
 from core.types import Detector, Embedder, Hit, Segment
@@ -192,10 +193,9 @@ def load_photo(photo: str | Path | np.ndarray, label: str) -> np.ndarray:
         if path.is_dir():
             raise QueryError(f"{label}: is a folder, not a photo.")
         try:
-            data = np.fromfile(path, np.uint8)  # works with non-ASCII paths, unlike cv2.imread on Windows
+            image = read_image(path)
         except OSError as err:
             raise QueryError(f"{label}: cannot be read ({err.strerror or err}).") from None
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
         if image is None:
             raise QueryError(f"{label}: not a readable image (JPEG, PNG, BMP, WebP, ...).")
     if image.dtype != np.uint8 or image.size == 0 or image.ndim not in (2, 3):

@@ -58,6 +58,7 @@ import cv2
 import numpy as np
 
 from core.errors import VideoError
+from core.fileio import read_image
 from core.types import Frame
 
 log = logging.getLogger(__name__)
@@ -153,20 +154,11 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def _read_image(path: Path) -> np.ndarray | None:
-    """Decode an image file to ``(H, W, 3)`` uint8 BGR; ``None`` when it cannot be decoded.
-
-    Reads the bytes in Python so that paths with non-ASCII characters work on every OS.
-    """
+    """Decode an image file to ``(H, W, 3)`` uint8 BGR; ``None`` when it cannot be read or decoded."""
     try:
-        data = np.fromfile(str(path), dtype=np.uint8)
+        return read_image(path)
     except OSError:
         return None
-    if data.size == 0:
-        return None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if image is None or image.ndim != 3 or image.shape[2] != 3:
-        return None
-    return image
 
 
 def fingerprint(path: str | Path) -> str:

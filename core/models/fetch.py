@@ -31,7 +31,8 @@ from tqdm import tqdm
 
 from core import paths
 from core.errors import ModelError
-from core.models.manifest import ModelEntry, sha256_of
+from core.fileio import sha256_file
+from core.models.manifest import ModelEntry
 
 EXPORT_SCRIPT = (
     "import sys\n"
@@ -73,7 +74,7 @@ def download(url: str, dest: Path, sha256: str | None = None, *, progress: bool 
         part.unlink(missing_ok=True)
         raise ModelError(f"{dest.name}: download from {url} failed ({exc})") from None
     if sha256 is not None:
-        got = sha256_of(part)
+        got = sha256_file(part)
         if got != sha256:
             part.unlink(missing_ok=True)
             raise ModelError(f"{dest.name}: downloaded file has sha256 {got}, expected {sha256}")
@@ -82,7 +83,7 @@ def download(url: str, dest: Path, sha256: str | None = None, *, progress: bool 
 
 
 def _copy_checked(src: Path, dest: Path, sha256: str | None) -> None:
-    if sha256 is not None and sha256_of(src) != sha256:
+    if sha256 is not None and sha256_file(src) != sha256:
         raise ModelError(f"{src}: sha256 differs from the manifest's {sha256}; not using it")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".part")
@@ -142,7 +143,7 @@ def fetch(entry: ModelEntry, *, offline_dir: Path | None = None, progress: bool 
     Returns:
         The outcome; errors are reported in it (status ``failed``), not raised.
     """
-    if entry.present and (entry.sha256 is None or sha256_of(entry.path) == entry.sha256):
+    if entry.present and (entry.sha256 is None or sha256_file(entry.path) == entry.sha256):
         return Outcome(entry, "present", str(entry.path))
     kind = entry.source.get("kind", "local")
     if offline_dir is not None and not (offline_dir / entry.file).is_file():
@@ -182,7 +183,7 @@ def verify(entry: ModelEntry) -> Outcome:
     if not entry.present:
         return Outcome(entry, "missing", f"{entry.path} is not there")
     if entry.sha256 is not None:
-        got = sha256_of(entry.path)
+        got = sha256_file(entry.path)
         if got != entry.sha256:
             return Outcome(entry, "failed", f"{entry.path}: sha256 {got} differs from {entry.sha256}")
     from core.onnx_model import load_session  # onnxruntime is heavy: only when verifying

@@ -8,13 +8,13 @@ in order of preference: the first present model of a task is the default.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from core import paths
+from core.fileio import sha256_file
 from core.errors import ModelError
 
 TASKS = ("detect", "reid")
@@ -139,15 +139,6 @@ def default_model(task: str, entries: list[ModelEntry] | None = None) -> ModelEn
     )
 
 
-def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def entry_for_file(path: str | Path, entries: list[ModelEntry] | None = None) -> ModelEntry | None:
     """Find the manifest entry describing a model file, by file name or by sha256.
 
@@ -163,7 +154,7 @@ def entry_for_file(path: str | Path, entries: list[ModelEntry] | None = None) ->
         if entry.file == path.name:
             return entry
     if path.is_file():
-        digest = sha256_of(path)
+        digest = sha256_file(path)
         for entry in entries:
             if entry.sha256 == digest:
                 return entry

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import torch
 
+from core.fileio import read_image
 from training.errors import DataError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -226,8 +227,7 @@ def read_rgb(path: str) -> np.ndarray:
     Raises:
         DataError: The file is missing or not a readable image.
     """
-    data = np.fromfile(path, dtype=np.uint8) if os.path.isfile(path) else None
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
+    img = read_image(path) if os.path.isfile(path) else None
     if img is None:
         raise DataError(f"{path}: cannot read this image file")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)

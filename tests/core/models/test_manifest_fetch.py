@@ -16,7 +16,7 @@ import pytest
 from core.errors import ModelError
 from core.models import default_model, entry_for_file, load_manifest
 from core.models.fetch import fetch, verify
-from core.models.manifest import sha256_of
+from core.fileio import sha256_file
 from core.paths import REPO_ROOT
 from tests.conftest import shared_file
 
@@ -73,7 +73,7 @@ def test_download_path_checks_sha256_and_leaves_nothing_on_mismatch(tmp_path):
     bad = dict(good, name="bad", file="bad.onnx", sha256="0" * 64)
     entries = load_manifest(write_manifest(tmp_path, [good, bad]), tmp_path / "m")
     ok = fetch(entries[0], progress=False)
-    assert ok.status == "fetched" and sha256_of(entries[0].path) == REID_SHA
+    assert ok.status == "fetched" and sha256_file(entries[0].path) == REID_SHA
     failed = fetch(entries[1], progress=False)
     assert failed.status == "failed" and "expected 000" in failed.message
     assert not list((tmp_path / "m").glob("bad.onnx*"))
