@@ -87,7 +87,7 @@ from core.video import VideoSource, fingerprint, open_source
 STAGES = ("decode", "detect", "track", "embed", "write")
 """Stage names of ``IndexProgress.stage_s``, in pipeline order."""
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 """Layout version of the pickled resume state."""
 
 _EXECUTION_FIELDS = ("det_batch", "embed_batch", "commit_every")
@@ -286,9 +286,13 @@ class _Candidate:
 
 @dataclass
 class _LiveTrack:
-    """A track being followed: its sightings so far and its candidate crops (pickled in the state)."""
+    """A track being followed: its sightings so far and its candidate crops (pickled in the state).
 
-    pid: int
+    ``track_id`` is the id the track gets in the store (the pipeline's own numbering, see the
+    module notes); ``tracker_id`` is the id the tracker gave it.
+    """
+
+    track_id: int
     tracker_id: int
     frames: list[int] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
@@ -342,7 +346,7 @@ class _State:
     settings_key: str
     tracker: Tracker
     live: dict[int, _LiveTrack]
-    next_pid: int
+    next_track_id: int
     ordinal: int
     last_frame: int
 
@@ -428,7 +432,8 @@ def _index(source: VideoSource, *, store: Store, detector: Detector, embedder: E
             if run.frames_done or run.tracks_done:
                 store.reset_run(run.id)
                 run = store.get_run(run.id)
-            state = _State(STATE_VERSION, __version__, key, fresh_tracker, {}, 1, 0, -1)
+            state = _State(STATE_VERSION, __version__, key, fresh_tracker, live={}, next_track_id=1,
+                           ordinal=0, last_frame=-1)
         worker = _Indexer(source, store, run, detector, embedder, exec_settings, state)
         yield from worker.loop(cancel)
     finally:
@@ -495,52 +500,65 @@ class _Indexer:
     # -- per frame ---------------------------------------------------------------------------
 
     def _track_frame(self, frame: Frame, dets: Detections) -> None:
-        st, s = self.state, self.settings
-        st.ordinal += 1
-        st.last_frame = frame.index
-        tracked = st.tracker.update(dets)
+        state, settings = self.state, self.settings
+        state.ordinal += 1
+        state.last_frame = frame.index
+        tracked = state.tracker.update(dets, frame.image, self._detection_embeddings(frame, dets))
         hh, ww = frame.image.shape[:2]
         for i in range(len(tracked)):
             tid = int(tracked.track_ids[i])
-            live = st.live.get(tid)
+            live = state.live.get(tid)
             if live is None:
-                live = st.live[tid] = _LiveTrack(pid=st.next_pid, tracker_id=tid)
-                st.next_pid += 1
+                live = state.live[tid] = _LiveTrack(track_id=state.next_track_id, tracker_id=tid)
+                state.next_track_id += 1
             box = tracked.boxes[i]
             score = float(tracked.scores[i])
             live.frames.append(frame.index)
             live.times.append(float(frame.time_s))
             live.boxes.append(tuple(float(v) for v in box))
             live.scores.append(score)
-            live.last_ordinal = st.ordinal
+            live.last_ordinal = state.ordinal
             others = np.delete(dets.boxes, int(tracked.det_index[i]), axis=0) if len(dets) else dets.boxes
-            q = crop_quality(box, score, others, ww, hh, s)
-            slot = live.offer(frame.index, q, s.candidates_per_track) if q > 0 else None
+            quality = crop_quality(box, score, others, ww, hh, settings)
+            slot = live.offer(frame.index, quality, settings.candidates_per_track) if quality > 0 else None
             if slot is not None:
                 slot.crop = _crop(frame.image, box, self.input_size)
-        ended = [tid for tid, t in st.live.items() if st.ordinal - t.last_ordinal >= self.gap]
+        ended = [tid for tid, t in state.live.items() if state.ordinal - t.last_ordinal >= self.gap]
         for tid in ended:
-            self.finished.append(st.live.pop(tid))
+            self.finished.append(state.live.pop(tid))
+
+    def _detection_embeddings(self, frame: Frame, dets: Detections) -> np.ndarray | None:
+        """``(N, D)`` vectors of the detections for a tracker that ``needs_embeddings``, else ``None``.
+
+        Rows of boxes the embedder skips (too small, outside the image) stay zero.
+        """
+        if not getattr(self.state.tracker, "needs_embeddings", False):
+            return None
+        out = np.zeros((len(dets), self.embedder.dim), np.float32)
+        if len(dets):
+            emb = self.embedder.embed(frame.image, dets.boxes)
+            out[emb.kept] = emb.vectors
+        return out
 
     # -- checkpoints -------------------------------------------------------------------------
 
     def _embed_finished(self) -> list[NewTrack]:
-        s = self.settings
+        settings = self.settings
         keep: list[tuple[_LiveTrack, list[_Candidate]]] = []
-        for t in sorted(self.finished, key=lambda t: t.pid):
-            chosen = t.choose(s.crops_per_track)
-            if len(t.frames) >= s.min_track_sightings and chosen:
+        for t in sorted(self.finished, key=lambda t: t.track_id):
+            chosen = t.choose(settings.crops_per_track)
+            if len(t.frames) >= settings.min_track_sightings and chosen:
                 keep.append((t, chosen))
         self.finished = []
         crops = [c.crop for _, chosen in keep for c in chosen]
-        vectors = [self.embedder.embed_crops(crops[i:i + s.embed_batch])
-                   for i in range(0, len(crops), s.embed_batch)]
+        vectors = [self.embedder.embed_crops(crops[i:i + settings.embed_batch])
+                   for i in range(0, len(crops), settings.embed_batch)]
         all_vec = np.concatenate(vectors) if vectors else np.zeros((0, self.embedder.dim), np.float32)
         out, at = [], 0
         for t, chosen in keep:
             vec = all_vec[at:at + len(chosen)]
             at += len(chosen)
-            out.append(NewTrack(track_id=t.pid, frames=t.frames, times_s=t.times, boxes=t.boxes,
+            out.append(NewTrack(track_id=t.track_id, frames=t.frames, times_s=t.times, boxes=t.boxes,
                                 scores=t.scores, emb_frames=[c.frame for c in chosen], vectors=vec,
                                 quality=[c.quality for c in chosen]))
         return out
@@ -576,16 +594,17 @@ class _Indexer:
             eta = max(self.frames_total - frames_done, 0) / fps
         return IndexProgress(video_path=str(self.source.path), frames_done=frames_done,
                              frames_total=self.frames_total, fps=fps, eta_s=eta, stage_s=self.timer.items(),
-                             tracks=self.run.tracks_done, done=done)
+                             tracks=self.run.tracks_done, done=done,
+                             warning=self.source.truncation_warning if done else None)
 
     # -- main loop ---------------------------------------------------------------------------
 
     def loop(self, cancel: threading.Event | None) -> Iterator[IndexProgress]:
-        s = self.settings
-        start = self.state.last_frame + s.stride if self.state.last_frame >= 0 else 0
+        settings = self.settings
+        start = self.state.last_frame + settings.stride if self.state.last_frame >= 0 else 0
         if self.run.status != "running":
             self.store.set_run_status(self.run.id, "running")
-        frames = self.source.iter_frames(s.stride, start)
+        frames = self.source.iter_frames(settings.stride, start)
         batch: list[Frame] = []
         try:
             while True:
@@ -599,12 +618,12 @@ class _Indexer:
                     return
                 if frame is not None:
                     batch.append(frame)
-                    if len(batch) < s.det_batch:
+                    if len(batch) < settings.det_batch:
                         continue
                 if batch:
                     self._process(batch)
                     batch = []
-                    if self.state.ordinal % s.commit_every == 0:
+                    if self.state.ordinal % settings.commit_every == 0:
                         self._checkpoint("running")
                 if frame is None:
                     self._checkpoint("done", final=True)

@@ -358,11 +358,14 @@ class ByteTracker:
         track.track_id = self._next_id
         self._next_id += 1
 
-    def update(self, detections: Detections) -> TrackedBoxes:
+    def update(self, detections: Detections, image: np.ndarray | None = None,
+               embeddings: np.ndarray | None = None) -> TrackedBoxes:
         """Advance one processed frame.
 
         Args:
             detections: The frame's detections (boxes ``(N, 4)`` xyxy pixels, scores ``(N,)``).
+            image: The frame (unused: this tracker uses motion and overlap only).
+            embeddings: Unused (the tracker has no ``needs_embeddings``, so the pipeline passes none).
 
         Returns:
             The confirmed tracks matched in this frame, sorted by id: ids ``(K,)``, the matched
@@ -457,6 +460,9 @@ class ByteTracker:
 
 TRACKERS: dict[str, type[ByteTracker]] = {"bytetrack": ByteTracker}
 """Trackers by name; each is created with keyword settings and implements :class:`core.types.Tracker`."""
+
+DEFAULT_TRACKER = "bytetrack"
+"""The tracker the engine uses unless told otherwise (``Engine(tracker=...)``, ``--tracker``)."""
 
 
 def make_tracker(name: str, **kwargs: Any) -> Tracker:

@@ -9,7 +9,6 @@ Shapes use N for the number of boxes in one frame and D for the embedding size.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -188,6 +187,8 @@ class IndexProgress:
         tracks: Tracks written so far.
         done: True on the last progress item of a finished run.
         skipped: True when the video was already indexed with these models and settings.
+        warning: On the last item, a sentence about the video itself when it needs one
+            (a truncated file: how many frames decoded of those its header claims).
     """
 
     video_path: str
@@ -199,6 +200,55 @@ class IndexProgress:
     tracks: int = 0
     done: bool = False
     skipped: bool = False
+    warning: str | None = None
+
+
+@dataclass(frozen=True)
+class IndexStarted:
+    """Indexing of one video of several is starting (``core.engine.Engine.index_many``).
+
+    Attributes:
+        video_path: The video, as given.
+        number: Its position, from 1.
+        count: Videos in the batch.
+    """
+
+    video_path: str
+    number: int
+    count: int
+
+
+INDEX_OUTCOMES = ("done", "skipped", "cancelled", "failed")
+"""Values of :attr:`IndexOutcome.status`."""
+
+
+@dataclass(frozen=True)
+class IndexOutcome:
+    """How indexing one video of several ended (``core.engine.Engine.index_many``).
+
+    Attributes:
+        video_path: The video, as given.
+        status: One of :data:`INDEX_OUTCOMES`: ``"done"`` (indexed now), ``"skipped"`` (already
+            indexed with these models and settings), ``"cancelled"`` (stopped by the user; the
+            next call resumes) or ``"failed"``.
+        last: The video's last progress item (``None`` when it failed before the first).
+        elapsed_s: Seconds spent on the video.
+        message: ``"failed"``: the one-sentence error; ``"done"``: the last item's warning, if any.
+    """
+
+    video_path: str
+    status: str
+    last: IndexProgress | None
+    elapsed_s: float
+    message: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in INDEX_OUTCOMES:
+            raise ValueError(f"status must be one of {INDEX_OUTCOMES}, got {self.status!r}")
+
+
+IndexEvent = IndexStarted | IndexProgress | IndexOutcome
+"""What ``core.engine.Engine.index_many`` yields."""
 
 
 class Detector(Protocol):
@@ -210,10 +260,24 @@ class Detector(Protocol):
 
 
 class Tracker(Protocol):
-    """Links per-frame detections into tracks; one instance per video."""
+    """Links per-frame detections into tracks; one instance per video (BoxMOT's ``update(dets, img, embs)``).
 
-    def update(self, detections: Detections) -> TrackedBoxes:
-        """Advance one (processed) frame and return the confirmed tracks matched in it."""
+    A tracker that uses appearance sets a true ``needs_embeddings`` attribute; the pipeline
+    then embeds every detection of a frame and passes the vectors (computing them costs an
+    embedder call per processed frame, so motion-only trackers leave it unset).
+    """
+
+    def update(self, detections: Detections, image: np.ndarray | None = None,
+               embeddings: np.ndarray | None = None) -> TrackedBoxes:
+        """Advance one (processed) frame and return the confirmed tracks matched in it.
+
+        Args:
+            detections: The frame's detections (``N`` boxes).
+            image: The frame, ``(H, W, 3)`` uint8 BGR (for trackers that look at pixels,
+                e.g. camera-motion compensation).
+            embeddings: ``(N, D)`` float32 L2-normalised ReID vectors of the detections (rows of
+                boxes too small to embed are zero), when the tracker ``needs_embeddings``.
+        """
         ...
 
     def reset(self) -> None:
@@ -235,12 +299,4 @@ class Embedder(Protocol):
 
     def embed_crops(self, crops: list[np.ndarray]) -> np.ndarray:
         """Embed whole BGR person crops; returns ``(len(crops), D)`` float32, L2-normalised."""
-        ...
-
-
-class FrameSource(Protocol):
-    """A video file or folder of images, read frame by frame."""
-
-    def __iter__(self) -> Iterator[Frame]:
-        """Yield frames in order."""
         ...

@@ -160,7 +160,7 @@ def test_crop_quality_prefers_large_confident_uncut_unoccluded_boxes():
 
 def test_candidates_stay_bounded_spread_and_good():
     rng = np.random.default_rng(0)
-    t = _LiveTrack(pid=1, tracker_id=1)
+    t = _LiveTrack(track_id=1, tracker_id=1)
     quality = rng.uniform(0.1, 1.0, 300)
     for f in range(0, 600, 2):
         t.frames.append(f)
@@ -176,10 +176,10 @@ def test_candidates_stay_bounded_spread_and_good():
 
 
 def test_model_identity_is_the_file_sha256(reid_model_path):
-    from core.models.manifest import sha256_of
+    from core.fileio import sha256_file
 
     emb = OnnxEmbedder(reid_model_path, preprocess=REID_PREPROCESS)
-    assert model_identity(emb) == (emb.name, sha256_of(reid_model_path))
+    assert model_identity(emb) == (emb.name, sha256_file(reid_model_path))
 
 
 # --------------------------------------------------------------------------- real indexing
@@ -471,3 +471,48 @@ def test_faiss_index_over_real_tracks_finds_each_track_itself(reference):
         for j in range(i + 1, len(emb)):
             (same if emb.track_pks[i] == emb.track_pks[j] else other).append(sims[i, j])
     assert np.mean(same) > np.mean(other) + 0.1
+
+
+class AppearanceAwareByteTracker(ByteTracker):
+    """The project's tracker told that it wants embeddings; it records what the pipeline passes it."""
+
+    needs_embeddings = True
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.seen: list[tuple[tuple[int, ...], np.ndarray, np.ndarray | None]] = []
+
+    def update(self, detections, image=None, embeddings=None):
+        vectors = None if embeddings is None else embeddings.copy()
+        self.seen.append((image.shape, detections.boxes.copy(), vectors))
+        return super().update(detections, image, embeddings)
+
+
+def test_tracker_gets_the_frame_and_the_embeddings_it_asks_for(tmp_path, clip, models, reference):
+    """BoxMOT's update(dets, img, embs): a tracker with needs_embeddings gets a vector per detection."""
+    det, emb = models
+    trackers: list[AppearanceAwareByteTracker] = []
+
+    def factory() -> AppearanceAwareByteTracker:
+        trackers.append(AppearanceAwareByteTracker(**TRACKER_KWARGS))
+        return trackers[-1]
+
+    short = IndexSettings(stride=2, det_batch=4, commit_every=8, track_gap=6)
+    clip24 = cut_clip(clip, tmp_path / "clip24.mp4", 0, 24)
+    for _ in index_video(clip24, store=Store(tmp_path / "lib.sqlite"), detector=det, embedder=emb,
+                         tracker_factory=factory, settings=short):
+        pass
+    seen = trackers[-1].seen
+    assert len(seen) == 12  # 24 frames at stride 2
+    first = next(i for i, (_, boxes, _) in enumerate(seen) if len(boxes))
+    from core.video import open_source
+
+    with open_source(clip24) as src:
+        frame = src.read(2 * first).image
+    shape, boxes, vecs = seen[first]
+    assert shape == frame.shape and vecs is not None and vecs.shape == (len(boxes), emb.dim)
+    direct = emb.embed(frame, boxes)
+    np.testing.assert_allclose(vecs[direct.kept], direct.vectors, atol=1e-5)
+    assert all(v is not None and v.shape == (len(b), emb.dim) for _, b, v in seen)
+    # the motion-only tracker is given none (no embedder call per frame for it)
+    assert not getattr(ByteTracker(), "needs_embeddings", False)
