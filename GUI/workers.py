@@ -20,13 +20,20 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 from PySide6.QtGui import QImage
 
 from core.errors import ReidSearchError
+from core.library import QueryInfo, SearchResult, VideoInfo
+from core.text import plural
+from core.types import Hit, IndexOutcome, IndexStarted
+
+if TYPE_CHECKING:
+    from core.engine import Engine
+    from core.video import VideoSource
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +77,7 @@ class ExportDone:
     files: int
 
 
-def hit_key(hit: Any) -> tuple[str, int, int]:
+def hit_key(hit: Hit) -> tuple[str, int, int]:
     """Identify a hit across results: ``(video_path, track_id, best_frame)``."""
     return (str(hit.video_path), int(hit.track_id), int(hit.best_frame))
 
@@ -217,10 +224,10 @@ class JobRunner(QObject):
 # ----------------------------------------------------------------------------- job bodies
 
 
-def load_engine_body(factory: Callable[[], Any]) -> Callable[[Job], Any]:
+def load_engine_body(factory: Callable[[], Engine]) -> Callable[[Job], Engine]:
     """Job body that builds an engine (loads the ONNX models) off the GUI thread."""
 
-    def body(job: Job) -> Any:
+    def body(job: Job) -> Engine:
         job.progress.emit(Status("Loading models..."))
         return factory()
 
@@ -228,43 +235,43 @@ def load_engine_body(factory: Callable[[], Any]) -> Callable[[Job], Any]:
 
 
 def index_and_search_body(
-    engine: Any,
+    engine: Engine,
     videos: Sequence[str],
     photos: Sequence[str] | None,
     threshold: float | None,
-) -> Callable[[Job], Any]:
-    """Job body: index every video (resumable, skipped when done), then search ``photos`` in them.
+) -> Callable[[Job], SearchResult | Status | Cancelled]:
+    """Job body: index every video (``Engine.index_many``: resumable, skipped when done), then search.
 
     Args:
-        engine: A ``core.engine.Engine``.
+        engine: The engine.
         videos: Video paths to index and search.
         photos: Query photo paths; ``None`` to index only.
         threshold: Threshold stored with the search (``None``: engine default).
 
     Returns:
         A body returning the ``SearchResult``, a :class:`Status` (index only) or
-        :class:`Cancelled`.
+        :class:`Cancelled`; a video that fails to index ends the job with its error.
     """
     videos = tuple(str(v) for v in videos)
     photos = None if photos is None else tuple(str(p) for p in photos)
 
-    def body(job: Job) -> Any:
-        for n, video in enumerate(videos, 1):
-            if job.cancel_event.is_set():
-                return Cancelled(f"indexing {Path(video).name}")
-            label = f"({n}/{len(videos)}) " if len(videos) > 1 else ""
-            job.progress.emit(Status(f"{label}Opening {Path(video).name}..."))
-            finished = False
-            for item in engine.index(video, cancel=job.cancel_event):
-                job.progress.emit(item)
-                finished = finished or item.done or item.skipped
-            if job.cancel_event.is_set() and not finished:
-                return Cancelled(f"indexing {Path(video).name}")
+    def body(job: Job) -> SearchResult | Status | Cancelled:
+        for event in engine.index_many(videos, cancel=job.cancel_event):
+            if isinstance(event, IndexStarted):
+                label = f"({event.number}/{event.count}) " if event.count > 1 else ""
+                job.progress.emit(Status(f"{label}Opening {Path(event.video_path).name}..."))
+            elif isinstance(event, IndexOutcome):
+                if event.status == "failed":
+                    raise ReidSearchError(str(event.message))
+                if event.status == "cancelled":
+                    return Cancelled(f"indexing {Path(event.video_path).name}")
+            else:
+                job.progress.emit(event)
         if photos is None:
-            return Status(f"Indexed {len(videos)} video{'s' if len(videos) != 1 else ''}.")
+            return Status(f"Indexed {plural(len(videos), 'video')}.")
         if job.cancel_event.is_set():
             return Cancelled("search")
-        where = f"{len(videos)} videos" if len(videos) > 1 else Path(videos[0]).name
+        where = plural(len(videos), "video") if len(videos) > 1 else Path(videos[0]).name
         job.progress.emit(Status(f"Searching {where}..."))
         return engine.search(list(photos), videos=list(videos), threshold=threshold)
 
@@ -280,15 +287,15 @@ class LibrarySnapshot:
         queries: ``((video_id, (QueryInfo, ...)), ...)``, newest query first.
     """
 
-    videos: tuple[Any, ...]
-    queries: tuple[tuple[int, tuple[Any, ...]], ...]
+    videos: tuple[VideoInfo, ...]
+    queries: tuple[tuple[int, tuple[QueryInfo, ...]], ...]
 
-    def queries_by_video(self) -> dict[int, tuple[Any, ...]]:
+    def queries_by_video(self) -> dict[int, tuple[QueryInfo, ...]]:
         """The queries as a dict keyed by video id."""
         return dict(self.queries)
 
 
-def library_body(engine: Any) -> Callable[[Job], Any]:
+def library_body(engine: Engine) -> Callable[[Job], LibrarySnapshot]:
     """Job body reading the library (videos and their past queries) off the GUI thread."""
 
     def body(job: Job) -> LibrarySnapshot:
@@ -298,19 +305,19 @@ def library_body(engine: Any) -> Callable[[Job], Any]:
     return body
 
 
-def load_query_body(engine: Any, query_id: int) -> Callable[[Job], Any]:
+def load_query_body(engine: Engine, query_id: int) -> Callable[[Job], SearchResult]:
     """Job body reloading a stored search (``Engine.load_query``)."""
 
-    def body(job: Job) -> Any:
+    def body(job: Job) -> SearchResult:
         job.progress.emit(Status(f"Loading query #{query_id}..."))
         return engine.load_query(query_id)
 
     return body
 
 
-def _read_frames(hits: Sequence[Any], job: Job, open_source: Callable[[str], Any]):
+def _read_frames(hits: Sequence[Hit], job: Job, open_source: Callable[[str], VideoSource]):
     """Yield ``(hit, frame_image)`` reading each hit's best frame, one source per video."""
-    by_video: dict[str, list[Any]] = {}
+    by_video: dict[str, list[Hit]] = {}
     for hit in hits:
         by_video.setdefault(str(hit.video_path), []).append(hit)
     for video, video_hits in by_video.items():
@@ -334,11 +341,12 @@ def _read_frames(hits: Sequence[Any], job: Job, open_source: Callable[[str], Any
             source.close()
 
 
-def thumbnails_body(hits: Sequence[Any], open_source: Callable[[str], Any], height: int = 128):
+def thumbnails_body(hits: Sequence[Hit], open_source: Callable[[str], VideoSource],
+                    height: int = 128) -> Callable[[Job], int]:
     """Job body emitting a :class:`Thumbnail` per hit (best-frame crop scaled to ``height``)."""
     hits = tuple(hits)
 
-    def body(job: Job) -> Any:
+    def body(job: Job) -> int:
         count = 0
         for hit, image in _read_frames(hits, job, open_source):
             crop = crop_box(image, hit.best_box)
@@ -352,13 +360,14 @@ def thumbnails_body(hits: Sequence[Any], open_source: Callable[[str], Any], heig
     return body
 
 
-def export_images_body(hits: Sequence[Any], folder: str, open_source: Callable[[str], Any]):
+def export_images_body(hits: Sequence[Hit], folder: str, open_source: Callable[[str], VideoSource],
+                       ) -> Callable[[Job], ExportDone | Cancelled]:
     """Job body saving each hit's crop and annotated best frame as PNG files in ``folder``."""
     import cv2
 
     hits = tuple(hits)
 
-    def body(job: Job) -> Any:
+    def body(job: Job) -> ExportDone | Cancelled:
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
         files = 0

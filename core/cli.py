@@ -2,8 +2,8 @@
 
 ::
 
-    python -m core index VIDEO... [--db PATH] [--stride N] [--detector FILE] [--reid FILE]
-                                  [--device auto|cpu|cuda]
+    python -m core index VIDEO... [--db PATH] [--stride N] [--tracker NAME] [--detector FILE]
+                                  [--reid FILE] [--device auto|cpu|cuda]
     python -m core search --query PHOTO... [--db PATH] [--video VIDEO]... [--threshold T] [--top K]
                           [--index flat|flat16|ivf]
                           [--json OUT] [--detector FILE] [--reid FILE] [--device ...]
@@ -22,30 +22,35 @@ Ctrl-C while indexing stops after the current frame and saves the progress; run 
 same command again to resume. A second Ctrl-C stops at once (the last checkpoint is
 kept, so the run still resumes).
 
-``--json OUT`` writes the hits at or above the threshold, best first, as a list of
-``{"video": path, "track_id": int, "score": float, "segments": [{"start_s", "end_s",
-"start_frame", "end_frame"}], "best_frame": int, "best_time_s": float, "best_box":
-[x1, y1, x2, y2]}`` (``-`` writes it to stdout instead of the table).
+``--json OUT`` writes the hits at or above the threshold, best first, in the format of
+:mod:`core.export` (``-`` writes it to stdout instead of the table).
+
+Every command is a thin caller of the engine's use cases: ``index`` runs
+:meth:`core.engine.Engine.index_many`, ``search`` :meth:`~core.engine.Engine.search`,
+``list`` and ``show`` the model-free :class:`core.library.Library`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from core import paths
-from core.errors import ReidSearchError, VideoError
-from core.types import Hit
+from core.errors import ReidSearchError
+from core.text import format_time, plural
+from core.types import Hit, IndexOutcome, IndexProgress, IndexStarted
+
+if TYPE_CHECKING:
+    from core.engine import Engine
+    from core.library import SearchResult
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -53,86 +58,15 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # --------------------------------------------------------------------------- helpers
 
 
-def expand_videos(items: Sequence[str | Path]) -> list[Path]:
-    """Turn the command line's VIDEO arguments into the videos / image folders to index.
-
-    Args:
-        items: Video files, image folders, or folders of videos.
-
-    Returns:
-        Paths in order, each once.
-
-    Raises:
-        VideoError: An item does not exist.
-    """
-    from core.video import video_files
-
-    out: list[Path] = []
-    for item in items:
-        path = Path(item)
-        if not path.exists():
-            raise VideoError(f"{path}: no such file or folder.")
-        files = video_files(path) if path.is_dir() else []
-        out += files or [path]
-    seen: set[Path] = set()
-    unique = []
-    for p in out:
-        key = p.resolve()
-        if key not in seen:
-            seen.add(key)
-            unique.append(p)
-    return unique
-
-
-def fmt_time(seconds: float) -> str:
-    """``83.4`` -> ``"1:23.4"``; ``3725`` -> ``"1:02:05.0"``."""
-    seconds = max(float(seconds), 0.0)
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    if h >= 1:
-        return f"{int(h)}:{int(m):02d}:{s:04.1f}"
-    return f"{int(m)}:{s:04.1f}"
-
-
-def hit_json(hit: Hit) -> dict[str, Any]:
-    """One hit in the ``--json`` format."""
-    return {
-        "video": hit.video_path,
-        "track_id": int(hit.track_id),
-        "score": round(float(hit.score), 6),
-        "segments": [{"start_s": round(s.start_s, 6), "end_s": round(s.end_s, 6),
-                      "start_frame": s.start_frame, "end_frame": s.end_frame} for s in hit.segments],
-        "best_frame": int(hit.best_frame),
-        "best_time_s": round(float(hit.best_time_s), 6),
-        "best_box": [round(float(v), 2) for v in hit.best_box],
-    }
-
-
-def write_json(target: str, hits: Sequence[Hit]) -> None:
-    """Write hits as JSON to ``target`` (``-``: stdout), atomically for files."""
-    text = json.dumps([hit_json(h) for h in hits], indent=2) + "\n"
-    if target == "-":
-        sys.stdout.write(text)
-        return
-    path = Path(target)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise ReidSearchError(f"{target}: cannot write the JSON file ({err.strerror or err}).") from None
-
-
 def hit_table(hits: Sequence[Hit]) -> str:
     """Hits as a text table (one row per hit)."""
     names = [Path(h.video_path).name for h in hits]
     rows = [("#", "similarity", "video", "track", "seen (time ranges)", "best frame", "box (x1, y1, x2, y2)")]
     for i, (h, name) in enumerate(zip(hits, names, strict=True), 1):
-        seen = ", ".join(f"{fmt_time(s.start_s)}-{fmt_time(s.end_s)}" for s in h.segments)
+        seen = ", ".join(f"{format_time(seg.start_s)}-{format_time(seg.end_s)}" for seg in h.segments)
         box = ", ".join(str(int(round(v))) for v in h.best_box)
         rows.append((str(i), f"{h.score:.3f}", name, str(h.track_id), seen,
-                     f"{h.best_frame} ({fmt_time(h.best_time_s)})", f"({box})"))
+                     f"{h.best_frame} ({format_time(h.best_time_s)})", f"({box})"))
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     return "\n".join(lines)
@@ -158,11 +92,13 @@ def _positive(text: str) -> int:
     return value
 
 
-def _engine(args: argparse.Namespace) -> Any:
+def _engine(args: argparse.Namespace) -> Engine:
     from core.engine import Engine
+    from core.tracking import DEFAULT_TRACKER
 
     engine = Engine(args.db, detector=args.detector, reid=args.reid, device=args.device,
-                    stride=getattr(args, "stride", 2), index_kind=getattr(args, "index", "flat"))
+                    stride=getattr(args, "stride", 2), tracker=getattr(args, "tracker", DEFAULT_TRACKER),
+                    index_kind=getattr(args, "index", "flat"))
     for note in engine.notes:
         print(f"note: {note}", file=sys.stderr)
     return engine
@@ -175,11 +111,56 @@ def _err(message: str) -> None:
 # --------------------------------------------------------------------------- commands
 
 
+class _Bars:
+    """One tqdm bar per video, started at its first progress item (so its rate counts this run only)."""
+
+    def __init__(self) -> None:
+        self.bar = None
+
+    def show(self, item: IndexProgress) -> None:
+        from tqdm import tqdm
+
+        if item.skipped:
+            return
+        if self.bar is None:
+            self.bar = tqdm(total=item.frames_total or None, unit="frame", desc=Path(item.video_path).name,
+                            dynamic_ncols=True, file=sys.stderr, initial=item.frames_done)
+        self.bar.set_postfix(tracks=item.tracks, refresh=False)
+        self.bar.update(item.frames_done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _report(outcome: IndexOutcome) -> int:
+    """Print how one video ended; returns the exit status it calls for."""
+    video, last = outcome.video_path, outcome.last
+    if outcome.status == "failed":
+        _err(str(outcome.message))
+        return EXIT_ERROR
+    if outcome.status == "skipped":
+        print(f"{video}: already indexed ({plural(last.tracks if last else 0, 'track')}).")
+        return EXIT_OK
+    if outcome.status == "cancelled":
+        where = f" at frame {last.frames_done} of {last.frames_total}" if last else ""
+        print(f"{video}: cancelled{where}; run the same command again to resume.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    wall = max(outcome.elapsed_s, 1e-9)
+    print(f"{video}: indexed {last.frames_done} frames, {plural(last.tracks, 'track')} in {wall:.1f} s "
+          f"({last.frames_done / wall:.1f} frames/s).")
+    if outcome.message:
+        _err(f"{outcome.message} The frames that decode were indexed.")
+        return EXIT_ERROR
+    return EXIT_OK
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     """Index each video (a failing one does not stop the others)."""
-    from tqdm import tqdm
+    from core.video import expand_sources
 
-    videos = expand_videos(args.videos)
+    videos = expand_sources(args.videos)
     engine = _engine(args)
     cancel = threading.Event()
 
@@ -192,69 +173,35 @@ def cmd_index(args: argparse.Namespace) -> int:
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, on_sigint) if in_main else None
     status = EXIT_OK
+    bars = _Bars()
+    current = ""
     try:
-        for video in videos:
-            t0 = time.perf_counter()
-            bar = None
-            last = None
-            claimed = None
-            gen = engine.index(video, cancel=cancel)
-            try:
-                for p in gen:
-                    last = p
-                    if claimed is None:
-                        claimed = p.frames_total
-                    if p.skipped:
-                        break
-                    if bar is None:  # starts at the first item, so the rate counts this run's frames only
-                        bar = tqdm(total=p.frames_total or None, unit="frame", desc=Path(video).name,
-                                   dynamic_ncols=True, file=sys.stderr, initial=p.frames_done)
-                    bar.set_postfix(tracks=p.tracks, refresh=False)
-                    bar.update(p.frames_done - bar.n)
-            except KeyboardInterrupt:
-                gen.close()
-                if bar is not None:
-                    bar.close()
-                    bar = None
-                _err(f"{video}: interrupted; run the same command again to resume.")
-                return EXIT_INTERRUPTED
-            except ReidSearchError as err:
-                if bar is not None:
-                    bar.close()
-                    bar = None
-                _err(str(err))
-                status = EXIT_ERROR
-                continue
-            finally:
-                if bar is not None:
-                    bar.close()
-            wall = time.perf_counter() - t0
-            if last is None:
-                continue
-            if last.skipped:
-                print(f"{video}: already indexed ({last.tracks} tracks).")
-            elif last.done:
-                print(f"{video}: indexed {last.frames_done} frames, {last.tracks} tracks in {wall:.1f} s "
-                      f"({last.frames_done / max(wall, 1e-9):.1f} frames/s).")
-                if claimed and last.frames_total < claimed - max(2, round(0.01 * claimed)):
-                    _err(f"{video} is truncated or damaged: only {last.frames_total} of the {claimed} frames "
-                         "its header claims decode (those were indexed).")
-                    status = EXIT_ERROR
+        for event in engine.index_many(videos, cancel=cancel):
+            if isinstance(event, IndexStarted):
+                current = event.video_path
+            elif isinstance(event, IndexProgress):
+                bars.show(event)
             else:
-                print(f"{video}: cancelled at frame {last.frames_done} of {last.frames_total}; run the same "
-                      "command again to resume.", file=sys.stderr)
-                return EXIT_INTERRUPTED
+                bars.close()
+                status = max(status, _report(event))
+    except KeyboardInterrupt:
+        bars.close()
+        _err(f"{current}: interrupted; run the same command again to resume.")
+        return EXIT_INTERRUPTED
     finally:
+        bars.close()
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
         engine.close()
     return status
 
 
-def _print_result(result: Any, args: argparse.Namespace, header: str) -> None:
+def _print_result(result: SearchResult, args: argparse.Namespace, header: str) -> None:
+    from core.export import write_json
+
     shown = list(result.above(args.threshold))[: args.top]
     if args.json:
-        write_json(args.json, shown)
+        write_json(shown, args.json)
     out = sys.stderr if args.json == "-" else sys.stdout
     print(header, file=out)
     for note in result.notes:
@@ -263,8 +210,8 @@ def _print_result(result: Any, args: argparse.Namespace, header: str) -> None:
         print(hit_table(shown), file=out)
     n_above = len(result.above(args.threshold))
     more = f", {len(shown)} shown" if len(shown) < n_above else ""
-    print(f"{n_above} hit(s) at or above similarity {args.threshold:.2f}{more} "
-          f"({len(result.hits)} candidate track(s) >= the floor).", file=out)
+    print(f"{plural(n_above, 'hit')} at or above similarity {args.threshold:.2f}{more} "
+          f"({plural(len(result.hits), 'candidate track')} >= the floor).", file=out)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -276,58 +223,53 @@ def cmd_search(args: argparse.Namespace) -> int:
     with _engine(args) as engine:
         result = engine.search(args.query, videos=args.video, threshold=args.threshold,
                                top_k=max(args.top, 200))
-    n_videos = len(args.video) if args.video else "all indexed"
-    header = (f"query {result.query_id}: {len(args.query)} photo(s), {n_videos} video(s), "
-              f"{result.elapsed_s:.2f} s")
+    where = plural(len(args.video), "video") if args.video else "all indexed videos"
+    header = f"query {result.query_id}: {plural(len(args.query), 'photo')}, {where}, {result.elapsed_s:.2f} s"
     _print_result(result, args, header)
     return EXIT_OK
 
 
+def _library(db: Path):
+    from core.library import Library
+
+    if not Path(db).exists():
+        raise ReidSearchError(f"{db}: no library database here yet (index a video first).")
+    return Library.open(db)
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     """Print a stored query's hits."""
-    from core.store import Store
-
-    with Store(args.db) as store:
-        record = store.load_query(args.query_id)
-    from core.engine import SearchResult
-
-    s = record.summary
+    with _library(args.db) as library:
+        result = library.load_query(args.query_id)
     if args.threshold is None:
-        args.threshold = s.threshold
-    result = SearchResult(query_id=s.id, hits=record.hits, threshold=s.threshold, notes=s.notes,
-                          elapsed_s=0.0)
-    header = f"query {s.id} ({s.created}): photos {', '.join(s.photos)}"
+        args.threshold = result.threshold
+    header = f"query {result.query_id} ({result.created}): photos {', '.join(result.photos)}"
     _print_result(result, args, header)
     return EXIT_OK
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    """List the library's videos (with their newest run) and saved queries (reads only the database)."""
-    from core.store import Store
-
-    db = Path(args.db)
-    if not db.exists():
-        raise ReidSearchError(f"{db}: no library database here yet (index a video first).")
-    with Store(db) as store:
-        videos = store.list_videos()
-        print(f"library {store.path}")
-        print(f"{len(videos)} video(s):")
+    """List the library's videos (with the run that counts) and saved queries (reads only the database)."""
+    with _library(args.db) as library:
+        videos = library.videos()
+        print(f"library {library.path}")
+        print(f"{plural(len(videos), 'video')}:")
         rows = [("id", "status", "tracks", "frames", "length", "stride", "reid", "path")]
         for v in videos:
-            runs = store.list_runs(v.id)
-            run = next((r for r in reversed(runs) if r.status == "done"), runs[-1] if runs else None)
+            run = v.run
             if run is None:
-                rows.append((str(v.id), "not indexed", "0", str(v.frame_count), fmt_time(v.duration_s),
+                rows.append((str(v.id), "not indexed", "0", str(v.frame_count), format_time(v.duration_s),
                              "-", "-", v.path))
                 continue
             status = ("indexed" if run.status == "done"
                       else f"{run.status} {run.frames_done}/{run.frames_total}")
-            rows.append((str(v.id), status, str(run.tracks_done), str(v.frame_count), fmt_time(v.duration_s),
-                         str(run.settings.get("stride", "?")), run.reid_name, v.path))
+            rows.append((str(v.id), status, str(run.tracks_done), str(v.frame_count),
+                         format_time(v.duration_s), str(run.settings.get("stride", "?")), run.reid_name,
+                         v.path))
         _print_rows(rows)
-        queries = store.list_queries()
-        print(f"{len(queries)} saved quer{'y' if len(queries) == 1 else 'ies'}:")
-        rows = [("id", "created", "hits", "videos", "photos")]
+        queries = library.queries()
+        print(f"{plural(len(queries), 'saved query', 'saved queries')}:")
+        rows = [("id", "created", "candidates", "videos", "photos")]
         for q in queries:
             rows.append((str(q.id), q.created, str(q.hits), ",".join(map(str, q.video_ids)),
                          ", ".join(q.photos)))
@@ -350,9 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m core``."""
     from core.index import INDEX_KINDS
     from core.search import DEFAULT_THRESHOLD
+    from core.tracking import DEFAULT_TRACKER, TRACKERS
 
+    called = Path(sys.argv[0]).name
     parser = argparse.ArgumentParser(
-        prog="python -m core", description="ReID Video Search: index videos, then find a person by photo.")
+        prog=called if called.startswith("reid-search") else "python -m core",
+        description="ReID Video Search: index videos, then find a person by photo.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(p: argparse.ArgumentParser, models: bool = True) -> None:
@@ -371,6 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="video file, image folder or folder of videos")
     p.add_argument("--stride", type=_positive, default=2, metavar="N",
                    help="process every N-th frame (default: 2)")
+    p.add_argument("--tracker", choices=sorted(TRACKERS), default=DEFAULT_TRACKER,
+                   help="tracker linking detections into tracks (default: %(default)s)")
     common(p)
     p.set_defaults(func=cmd_index)
 

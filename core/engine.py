@@ -1,17 +1,17 @@
-"""The engine facade: what the command line and the GUI call (contract: ``brief/engine_api.md``).
+"""The engine facade: what the command line and the GUI call.
 
 One :class:`Engine` holds the models (one ONNX Runtime session each, shared by all
-threads), the library database (:class:`core.store.Store`) and the FAISS index of
-the engine's ReID model. Every method opens its own database session, so one engine
-may be used from several threads, one call at a time per thread. Everything returned
-is immutable.
+threads), the library (:class:`core.library.Library` over :class:`core.store.Store`)
+and the FAISS index of the engine's ReID model. Every method opens its own database
+session, so one engine may be used from several threads, one call at a time per
+thread. Everything returned is immutable.
 
-Which indexing run of a video is used (search, ``boxes_at``): the run made with the
-engine's current models and settings when it is finished; else the newest finished
-run made with the same ReID model (other detector, stride or tracker settings: its
-embeddings are comparable); else the current settings' unfinished run when it has
-tracks (a note says the video is only partly indexed). A video indexed only with
-another ReID model cannot be searched with this one.
+Use cases and where they live: index one video (:meth:`Engine.index`) or several
+(:meth:`Engine.index_many`, which the CLI's ``index`` and the GUI's Search both run),
+search (:meth:`Engine.search`), reopen a saved search and list the library (the
+model-free :class:`core.library.Library`, which the engine extends with the run rule
+for its models, see that module), boxes at a frame for the player
+(:meth:`Engine.boxes_at`).
 """
 
 from __future__ import annotations
@@ -20,117 +20,32 @@ import functools
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from core import search as search_mod
 from core.detection import YoloOnnxDetector
-from core.errors import StoreError
+from core.errors import ReidSearchError, StoreError
 from core.index import EmbeddingIndex
+from core.library import Library, QueryInfo, RunChoice, SearchResult, VideoInfo, VideoRef
 from core.models import resolve_model
 from core.onnx_model import DEVICES
 from core.pipeline import IndexSettings, index_video, model_identity, run_settings
 from core.reid import OnnxEmbedder
-from core.store import RunRecord, Store, VideoRecord
-from core.types import Hit, IndexProgress, TrackedBoxes, Tracker
-from core.video import fingerprint
+from core.store import Store, VideoRecord
+from core.tracking import DEFAULT_TRACKER, make_tracker
+from core.types import IndexEvent, IndexOutcome, IndexProgress, IndexStarted, TrackedBoxes, Tracker
 
-VideoRef = str | Path | int
-"""A video: its path (as indexed, or a moved copy of the same content) or its database id."""
-
-
-@dataclass(frozen=True)
-class VideoInfo:
-    """A video of the library as the engine sees it.
-
-    Attributes:
-        id: Database id.
-        path: Path as last seen.
-        fingerprint: Content fingerprint.
-        fps: Frames per second.
-        frame_count: Frames in the video.
-        duration_s: Length in seconds.
-        width: Frame width in pixels.
-        height: Frame height in pixels.
-        indexed: A finished run exists with the engine's current models and settings.
-        tracks: Tracks of the newest finished run (0 if none).
-        status: ``"indexed"``, ``"partial"`` (an unfinished run with the current settings has
-            started) or ``"not indexed"``.
-    """
-
-    id: int
-    path: str
-    fingerprint: str
-    fps: float
-    frame_count: int
-    duration_s: float
-    width: int
-    height: int
-    indexed: bool
-    tracks: int
-    status: str
+__all__ = ["Engine", "QueryInfo", "SearchResult", "VideoInfo", "VideoRef"]
 
 
-@dataclass(frozen=True)
-class QueryInfo:
-    """A saved search, without its hits.
-
-    Attributes:
-        id: Query id (for :meth:`Engine.load_query`).
-        created: ISO time.
-        photos: Photo paths (``"<array i>"`` for in-memory photos).
-        video_ids: Videos searched.
-        hits: Stored hits (every track at or above ``core.search.SCORE_FLOOR``).
-    """
-
-    id: int
-    created: str
-    photos: tuple[str, ...]
-    video_ids: tuple[int, ...]
-    hits: int
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    """Result of a search (new or reloaded).
-
-    Attributes:
-        query_id: Id of the stored query.
-        hits: Best first; every candidate track with score >= ``core.search.SCORE_FLOOR``, so a
-            threshold slider can re-filter without searching again.
-        threshold: The threshold asked for.
-        notes: What was done with the photos and videos, one sentence each.
-        elapsed_s: Seconds the search (or the reload) took.
-    """
-
-    query_id: int
-    hits: tuple[Hit, ...]
-    threshold: float
-    notes: tuple[str, ...]
-    elapsed_s: float
-
-    def above(self, threshold: float) -> tuple[Hit, ...]:
-        """Hits with ``score >= threshold``, best first."""
-        return tuple(h for h in self.hits if h.score >= threshold)
-
-
-def default_tracker_factory(**kwargs: Any) -> Callable[[], Tracker]:
-    """The project's tracker (``core.tracking``), configured with ``kwargs``.
-
-    Args:
-        **kwargs: Tracker settings, typically the detector's manifest ``tracker`` entry
-            (thresholds suited to that detector's confidence scale).
-    """
-    from core.tracking import ByteTracker
-
-    return functools.partial(ByteTracker, **kwargs) if kwargs else ByteTracker
-
-
-class Engine:
+class Engine(Library):
     """Index videos and search them for people (see the module notes).
+
+    The engine is a :class:`~core.library.Library` whose run rule uses its own models and
+    settings: :meth:`videos`, :meth:`run_for` and :meth:`search` see a video as indexed when a
+    run made with them (or, for search, with the same ReID model) is finished.
 
     Args:
         db_path: Library database file (created when missing).
@@ -138,7 +53,8 @@ class Engine:
         reid: ReID ONNX file; ``None``: the manifest's default model.
         device: ``"auto"``, ``"cuda"`` or ``"cpu"``.
         stride: Process every ``stride``-th frame when indexing.
-        tracker_factory: Makes a fresh tracker per video (default: ``core.tracking``'s).
+        tracker: Tracker name (a key of :data:`core.tracking.TRACKERS`), configured with the
+            detector's manifest ``tracker`` entry (thresholds suited to its confidence scale).
         settings: Full indexing settings (overrides ``stride``).
         index_kind: FAISS index kind (:data:`core.index.INDEX_KINDS`): ``"flat"`` (exact, the
             default), ``"flat16"`` or ``"ivf"`` for very large libraries.
@@ -149,19 +65,21 @@ class Engine:
         providers: ``{"detector": provider, "reid": provider}`` ONNX Runtime really uses.
         notes: Sentences about the set-up, e.g. a CUDA fallback.
         settings: The indexing settings.
+        tracker_factory: Makes the fresh tracker of each new run.
+        settings_key: Hash of the models and settings (one run per video and key).
 
     Raises:
         ModelError: A model file is missing or unusable, or no default model is present (the
             message names ``python -m core.models fetch``).
         StoreError: The database cannot be opened.
         ValueError: Unknown ``device`` or a bad ``stride``.
-        KeyError: Unknown ``index_kind`` (the message lists the valid ones).
+        KeyError: Unknown ``index_kind`` or ``tracker`` (the message lists the valid ones).
     """
 
     def __init__(self, db_path: str | Path, *, detector: str | Path | None = None,
                  reid: str | Path | None = None, device: str = "auto", stride: int = 2,
-                 tracker_factory: Callable[[], Tracker] | None = None,
-                 settings: IndexSettings | None = None, index_kind: str = "flat") -> None:
+                 tracker: str = DEFAULT_TRACKER, settings: IndexSettings | None = None,
+                 index_kind: str = "flat") -> None:
         if device not in DEVICES:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
         self.settings = settings if settings is not None else IndexSettings(stride=int(stride))
@@ -180,12 +98,14 @@ class Engine:
             if model.fallback_note and model.fallback_note not in notes:
                 notes.append(model.fallback_note)
         self.notes: tuple[str, ...] = tuple(notes)
-        self.tracker_factory = tracker_factory or default_tracker_factory(
-            **(det_entry.tracker if det_entry else {}))
+        tracker_kwargs = det_entry.tracker if det_entry else {}
+        make_tracker(tracker, **tracker_kwargs)  # an unknown name or setting fails here, not mid-index
+        self.tracker_factory: Callable[[], Tracker] = functools.partial(make_tracker, tracker,
+                                                                        **tracker_kwargs)
         self.reid_name, self.reid_sha256 = model_identity(self.embedder)
         _, self.settings_key = run_settings(self.detector, self.embedder, self.tracker_factory(),
                                             self.settings)
-        self.store = Store(db_path)
+        super().__init__(Store(db_path))
         self.db_path = self.store.path
         self.faiss_index = EmbeddingIndex(self.store, self.reid_sha256, self.embedder.dim, kind=index_kind)
 
@@ -207,56 +127,60 @@ class Engine:
         yield from index_video(video, store=self.store, detector=self.detector, embedder=self.embedder,
                                tracker_factory=self.tracker_factory, settings=self.settings, cancel=cancel)
 
-    # -- library ----------------------------------------------------------------------------------
+    def index_many(self, videos: Sequence[str | Path], *,
+                   cancel: threading.Event | None = None) -> Iterator[IndexEvent]:
+        """Index several videos one after the other (what the CLI's ``index`` and the GUI's Search run).
 
-    def _find_video(self, video: VideoRef) -> VideoRecord:
-        if isinstance(video, (int, np.integer)) and not isinstance(video, bool):
-            return self.store.get_video(int(video))
-        path = Path(video)
-        record = self.store.video_by_path(path)
-        if record is None and path.is_file():
+        A video that fails (unreadable, busy elsewhere) does not stop the others: its outcome says
+        why. A cancel stops the batch after the current frame; the next call resumes every video
+        where it stopped (finished ones are skipped at once).
+
+        Args:
+            videos: Video files or image folders (see ``core.video.expand_sources`` for folders).
+            cancel: Set it to stop after the current frame.
+
+        Yields:
+            For each video: an :class:`~core.types.IndexStarted`, its
+            :class:`~core.types.IndexProgress` items, then an :class:`~core.types.IndexOutcome`.
+            After a cancel no further video is started.
+        """
+        for number, video in enumerate(videos, 1):
+            path = str(video)
+            if cancel is not None and cancel.is_set():
+                yield IndexOutcome(path, "cancelled", None, 0.0)
+                return
+            yield IndexStarted(path, number, len(videos))
+            t0 = time.perf_counter()
+            last: IndexProgress | None = None
             try:
-                record = self.store.video_by_fingerprint(fingerprint(path))
-            except OSError:
-                record = None
-        if record is None:
-            raise StoreError(f"{video}: this video is not in the library {self.db_path}; index it first "
-                             f"(python -m core index {video}).")
-        return record
+                for last in self.index(video, cancel=cancel):
+                    yield last
+            except ReidSearchError as err:
+                yield IndexOutcome(path, "failed", last, time.perf_counter() - t0, str(err))
+                continue
+            elapsed = time.perf_counter() - t0
+            if last is not None and last.skipped:
+                yield IndexOutcome(path, "skipped", last, elapsed)
+            elif last is not None and last.done:
+                yield IndexOutcome(path, "done", last, elapsed, last.warning)
+            else:
+                yield IndexOutcome(path, "cancelled", last, elapsed)
+                return
 
-    def _run_for(self, video: VideoRecord) -> tuple[RunRecord | None, str | None]:
-        """The run to use for a video (see the module notes) and a note when it is partial."""
-        current = self.store.find_run(video.id, self.settings_key)
-        if current is not None and current.status == "done":
-            return current, None
-        done = self.store.latest_run(video.id, status="done", reid_sha256=self.reid_sha256)
-        if done is not None:
-            return done, None
-        if current is not None and current.tracks_done > 0:
-            total = current.frames_total or video.frame_count
-            return current, (f"{video.path}: only partly indexed ({current.frames_done} of {total} frames); "
-                             "searched what is indexed so far.")
-        return None, None
+    # -- library, with this engine's run rule --------------------------------------------------
 
-    def _video_info(self, v: VideoRecord) -> VideoInfo:
-        current = self.store.find_run(v.id, self.settings_key)
-        indexed = current is not None and current.status == "done"
-        status = "indexed" if indexed else "partial" if current is not None else "not indexed"
-        latest = current if indexed else self.store.latest_run(v.id, status="done")
-        return VideoInfo(id=v.id, path=v.path, fingerprint=v.fingerprint, fps=v.fps,
-                         frame_count=v.frame_count, duration_s=v.duration_s, width=v.width,
-                         height=v.height, indexed=indexed, tracks=latest.tracks_done if latest else 0,
-                         status=status)
+    def run_for(self, video: VideoRecord, *, settings_key: str | None = None,
+                reid_sha256: str | None = None) -> RunChoice:
+        """The run of ``video`` that counts for this engine's models and settings (``core.library``).
 
-    def videos(self) -> list[VideoInfo]:
-        """Every video of the library, in the order added."""
-        return [self._video_info(v) for v in self.store.list_videos()]
+        ``settings_key`` / ``reid_sha256`` default to the engine's own.
+        """
+        return super().run_for(video, settings_key=settings_key or self.settings_key,
+                               reid_sha256=reid_sha256 or self.reid_sha256)
 
-    def queries(self, video: VideoRef | None = None) -> list[QueryInfo]:
-        """Saved searches, newest first (only those that searched ``video`` when given)."""
-        video_id = None if video is None else self._find_video(video).id
-        return [QueryInfo(id=q.id, created=q.created, photos=q.photos, video_ids=q.video_ids, hits=q.hits)
-                for q in self.store.list_queries(video_id)]
+    def videos(self, *, settings_key: str | None = None) -> list[VideoInfo]:
+        """Every video of the library, in the order added, as this engine's settings see it."""
+        return super().videos(settings_key=settings_key or self.settings_key)
 
     # -- searching --------------------------------------------------------------------------------
 
@@ -296,43 +220,34 @@ class Engine:
         else:
             if isinstance(videos, (str, Path, int)):
                 videos = [videos]
-            records = [self._find_video(v) for v in videos]
+            records = [self.find_video(v) for v in videos]
             explicit = True
-        for v in records:
-            run, note = self._run_for(v)
-            if run is None:
+        for video in records:
+            choice = self.run_for(video)
+            if choice.run is None:
                 if explicit:
-                    other = self.store.latest_run(v.id, status="done")
+                    other = self.store.latest_run(video.id, status="done")
                     why = (f"it was indexed with another ReID model ({other.reid_name}); index it again with "
                            f"{self.reid_path.name}" if other is not None else "it is not indexed yet")
-                    raise StoreError(f"{v.path}: cannot be searched: {why} (python -m core index {v.path}).")
+                    raise StoreError(f"{video.path}: cannot be searched: {why} (python -m core index "
+                                     f"{video.path}).")
                 continue
-            if note:
-                notes.append(note)
-            targets.append(search_mod.SearchTarget(run.id, v, int(run.settings.get("stride", 1))))
+            if choice.note:
+                notes.append(choice.note)
+            targets.append(search_mod.SearchTarget(choice.run.id, video,
+                                                   int(choice.run.settings.get("stride", 1))))
         if not targets:
             raise StoreError(f"no video of the library {self.db_path} is indexed with the ReID model "
                              f"{self.reid_path.name}; index one first (python -m core index VIDEO).")
         raw = search_mod.search(photos, store=self.store, index=self.faiss_index, detector=self.detector,
                                 embedder=self.embedder, targets=targets, top_k=int(top_k))
         notes = [p.note for p in raw.photos] + notes
-        query_id = self.store.save_query(photos=[p.label for p in raw.photos],
-                                         video_ids=[t.video.id for t in targets], threshold=threshold,
-                                         reid_sha256=self.reid_sha256, hits=raw.hits, notes=notes)
+        labels = [p.label for p in raw.photos]
+        query_id = self.store.save_query(photos=labels, video_ids=[t.video.id for t in targets],
+                                         threshold=threshold, reid_sha256=self.reid_sha256, hits=raw.hits,
+                                         notes=notes)
         return SearchResult(query_id=query_id, hits=tuple(h for _, h in raw.hits), threshold=threshold,
-                            notes=tuple(notes), elapsed_s=time.perf_counter() - t0)
-
-    def load_query(self, query_id: int) -> SearchResult:
-        """Reopen a stored search (its hits as they were found; no photo or video is read).
-
-        Raises:
-            StoreError: No such query.
-        """
-        t0 = time.perf_counter()
-        record = self.store.load_query(int(query_id))
-        s = record.summary
-        return SearchResult(query_id=s.id, hits=record.hits, threshold=s.threshold, notes=s.notes,
-                            elapsed_s=time.perf_counter() - t0)
+                            notes=tuple(notes), elapsed_s=time.perf_counter() - t0, photos=tuple(labels))
 
     def boxes_at(self, video: VideoRef, frame_index: int) -> TrackedBoxes:
         """Every track's box stored at a frame (or at the nearest processed frame at most stride-1 back).
@@ -348,29 +263,22 @@ class Engine:
         Raises:
             StoreError: The video is unknown or has no usable run.
         """
-        record = self._find_video(video)
-        run, _ = self._run_for(record)
+        record = self.find_video(video)
+        run = self.run_for(record).run
         if run is None:
             raise StoreError(f"{record.path}: not indexed with the ReID model {self.reid_path.name}.")
         stride = max(int(run.settings.get("stride", 1)), 1)
         frame_index = int(frame_index)
-        s = self.store.sightings_in_frame(run.id, max(frame_index - stride + 1, 0), frame_index)
-        if len(s):
-            at = s.frames == s.frames.max()
-            return TrackedBoxes(track_ids=s.track_ids[at], boxes=s.boxes[at], scores=s.scores[at],
+        seen = self.store.sightings_in_frame(run.id, max(frame_index - stride + 1, 0), frame_index)
+        if len(seen):
+            at = seen.frames == seen.frames.max()
+            return TrackedBoxes(track_ids=seen.track_ids[at], boxes=seen.boxes[at], scores=seen.scores[at],
                                 det_index=np.full(int(at.sum()), -1, np.int64))
         return TrackedBoxes(track_ids=np.zeros(0, np.int64), boxes=np.zeros((0, 4), np.float32),
                             scores=np.zeros(0, np.float32), det_index=np.zeros(0, np.int64))
 
-    def close(self) -> None:
-        """Release the database connections (the engine should not be used afterwards)."""
-        self.store.close()
-
     def __enter__(self) -> Engine:
         return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return (f"Engine(db={str(self.db_path)!r}, detector={self.detector_path.name!r}, "

@@ -70,14 +70,9 @@ from core.types import Detector, Embedder, Hit, Segment
 DEFAULT_THRESHOLD = 0.76
 """Default similarity above which a track counts as the query person.
 
-Calibrated by ``scripts/calibrate_threshold.py`` on real data with the default
-OSNet x0.25 MSMT17 model: the smallest threshold whose false match rate is <= 1 %.
-Measured (search scores, i.e. a crop's best match over a track's K=4 vectors, vtest.avi
-at stride 2, 41 tracks): same person (vtest crops vs their own track >= 3 s away,
-n=272; Market 0001 pairs, n=3) median 0.76, 10th percentile 0.70; different people
-(vtest tracks seen in the same frame, n=2955; Market crops vs vtest tracks, n=80)
-median 0.45, 99th percentile 0.76, Market vs vtest at most 0.53. At 0.76: true match
-rate 0.75, false match rate 0.96 %. The README has the full table.
+Chosen by ``scripts/calibrate_threshold.py`` on real data with the default ReID model: the
+smallest threshold whose false match rate is at most 1 %. The measured rates, and how to pick
+another threshold, are in the README ("Choosing a threshold"), their one home.
 """
 
 SCORE_FLOOR = 0.50

@@ -49,7 +49,7 @@ import hashlib
 import logging
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -133,6 +133,39 @@ def video_files(folder: str | Path) -> list[Path]:
     except OSError as err:
         raise VideoError(f"{folder}: folder cannot be listed ({err.strerror or err}).") from None
     return sorted(files, key=lambda p: natural_key(p.name))
+
+
+def expand_sources(items: Sequence[str | Path]) -> list[Path]:
+    """Turn what a user names (video files, image folders, folders of videos) into the sources to index.
+
+    A folder holding at least one file with a video ending (:data:`VIDEO_EXTENSIONS`) stands for
+    those videos (:func:`video_files`); any other folder is one image sequence. The CLI and the
+    GUI both open folders this way.
+
+    Args:
+        items: Video files, image folders, or folders of videos.
+
+    Returns:
+        Paths in order, each once (by resolved path).
+
+    Raises:
+        VideoError: An item does not exist.
+    """
+    out: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if not path.exists():
+            raise VideoError(f"{path}: no such file or folder.")
+        files = video_files(path) if path.is_dir() else []
+        out += files or [path]
+    seen: set[Path] = set()
+    unique = []
+    for p in out:
+        key = p.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(p)
+    return unique
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -279,6 +312,11 @@ class VideoSource:
             return False
         return self._decoded_end < self.frame_count - _truncation_tolerance(self.frame_count)
 
+    @property
+    def truncation_warning(self) -> str | None:
+        """One sentence saying how many frames decoded of those the header claims, when :attr:`truncated`."""
+        return self._truncated_message() if self.truncated else None
+
     def iter_frames(self, stride: int = 1, start: int = 0) -> Iterator[Frame]:
         """Yield frames ``start, start + stride, start + 2 * stride, ...`` until the real end.
 
@@ -375,7 +413,7 @@ class VideoSource:
 
     def _truncated_message(self) -> str:
         return (f"Video file {self.path} is truncated or damaged: only {self._decoded_end} frames decode "
-                f"of the {self.frame_count} its header claims.")
+                f"of the {self.frame_count} frames its header claims.")
 
 
 class ImageFolderSource(VideoSource):

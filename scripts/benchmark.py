@@ -204,10 +204,11 @@ def bench_engine_search(engine, video, args) -> None:
 
     with open_source(args.video) as src:
         frame = src.read(min(52, video.frame_count - 1)).image
-    s = engine.store.sightings_in_frame(engine._run_for(video)[0].id, 52)
+    run = engine.run_for(video).run
+    seen = engine.store.sightings_in_frame(run.id, 52)
     crop = frame
-    if len(s):
-        x1, y1, x2, y2 = (int(v) for v in s.boxes[0])
+    if len(seen):
+        x1, y1, x2, y2 = (int(v) for v in seen.boxes[0])
         crop = np.ascontiguousarray(frame[y1:y2, x1:x2])
     t0 = time.perf_counter()
     engine.faiss_index.refresh()
@@ -220,7 +221,6 @@ def bench_engine_search(engine, video, args) -> None:
             t0 = time.perf_counter()
             engine.search([photo])
             totals.append(time.perf_counter() - t0)
-            run, _ = engine._run_for(video)
             target = search_mod.SearchTarget(run.id, video, args.stride)
             raw = search_mod.search([photo], store=engine.store, index=engine.faiss_index,
                                     detector=engine.detector, embedder=engine.embedder, targets=[target])

@@ -97,8 +97,8 @@ def main() -> int:
             print(f"indexed {args.video.name}: {p.frames_done} frames, {p.tracks} tracks"
                   f"{' (already)' if p.skipped else ''}", flush=True)
     store = engine.store
-    video = engine._find_video(args.video)
-    run, _ = engine._run_for(video)
+    video = engine.find_video(args.video)
+    run = engine.run_for(video).run
     assert run is not None
     tracks = store.tracks(run.id)
     emb = store.embedding_rows([run.id])

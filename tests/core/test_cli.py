@@ -16,10 +16,10 @@ import cv2
 import numpy as np
 import pytest
 
-from core.cli import expand_videos, fmt_time
 from core.errors import VideoError
 from core.store import Store
-from core.video import open_source
+from core.text import format_time
+from core.video import expand_sources, open_source
 
 REPO = Path(__file__).resolve().parents[2]
 HIT_KEYS = {"video", "track_id", "score", "segments", "best_frame", "best_time_s", "best_box"}
@@ -247,7 +247,7 @@ def test_image_folder_is_indexed_as_one_sequence(tmp_path, vtest_path, models_en
         assert video.path == str(folder.resolve()) and video.frame_count == 8
 
 
-def test_expand_videos_tells_folders_apart(tmp_path):
+def test_expand_sources_tells_folders_apart(tmp_path):
     videos = tmp_path / "videos"
     videos.mkdir()
     for name in ("cam10.MP4", "cam2.avi", "notes.txt", "still.jpg"):
@@ -258,16 +258,18 @@ def test_expand_videos_tells_folders_apart(tmp_path):
     (images / "a.png").write_bytes(b"x")
     single = tmp_path / "one.mkv"
     single.write_bytes(b"x")
-    assert expand_videos([videos, images, single, videos / "cam2.avi"]) == [
+    assert expand_sources([videos, images, single, videos / "cam2.avi"]) == [
         videos / "cam2.avi", videos / "cam10.MP4", images, single]
     with pytest.raises(VideoError, match=r"missing\.mp4: no such file or folder"):
-        expand_videos([tmp_path / "missing.mp4"])
+        expand_sources([tmp_path / "missing.mp4"])
 
 
-def test_fmt_time():
-    assert fmt_time(0) == "0:00.0"
-    assert fmt_time(83.44) == "1:23.4"
-    assert fmt_time(3725) == "1:02:05.0"
+def test_format_time():
+    assert format_time(0) == "0:00.0"
+    assert format_time(83.44) == "1:23.4"
+    assert format_time(3725) == "1:02:05.0"
+    assert format_time(3725, precise=False) == "1:02:05"
+    assert format_time(59.96) == "1:00.0"  # rounded before splitting: never "0:60.0"
 
 
 def test_ctrl_c_cancels_cleanly_and_the_next_run_resumes(tmp_path, short_clip, models_env):
@@ -308,3 +310,18 @@ def test_json_to_unwritable_place_is_an_error(library, man_photo, models_env, tm
     proc = run_cli("search", "--query", man_photo, "--db", db, "--json", tmp_path / "no" / "dir" / "h.json",
                    env_extra=models_env)
     assert_one_line_error(proc, "h.json", "cannot write")
+
+
+def test_installed_entry_points_run_the_same_programs(library, tmp_path):
+    """``pip install`` puts ``reid-search`` (the CLI) and ``reid-search-gui`` (the window) on the PATH."""
+    db, clip, _ = library
+    bindir = Path(sys.executable).parent
+    listed = subprocess.run([bindir / "reid-search", "list", "--db", db], capture_output=True, text=True,
+                            timeout=120, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert str(clip.resolve()) in listed.stdout
+    usage = subprocess.run([bindir / "reid-search", "--help"], capture_output=True, text=True, timeout=60)
+    assert usage.returncode == 0 and usage.stdout.startswith("usage: reid-search ")
+    gui = subprocess.run([bindir / "reid-search-gui", "--help"], capture_output=True, text=True, timeout=60,
+                         cwd=tmp_path)
+    assert gui.returncode == 0 and "--video FILE" in gui.stdout, gui.stderr

@@ -200,3 +200,16 @@ def test_default_models_come_from_the_manifest(tmp_path, monkeypatch, detector_m
         assert e.embedder.input_size == (256, 128)
         with pytest.raises(StoreError, match="no video of the library"):
             e.search([np.zeros((10, 10, 3), np.uint8)])
+
+
+def test_tracker_comes_from_the_registry_with_the_detectors_thresholds(tmp_path, monkeypatch,
+                                                                       detector_model_path):
+    monkeypatch.setenv("REID_MODELS_DIR", str(detector_model_path.parent))
+    with Engine(tmp_path / "lib.sqlite", device="cpu", tracker="bytetrack") as e:
+        tracker = e.tracker_factory()
+        # the Normal/Fall model's manifest entry lowers the thresholds to its confidence scale
+        assert (type(tracker).__name__, tracker.config.high_thresh, tracker.config.new_track_thresh) == (
+            "ByteTracker", 0.4, 0.45)
+    with pytest.raises(KeyError, match="unknown tracker 'sort'; valid names: bytetrack"):
+        Engine(tmp_path / "other.sqlite", device="cpu", tracker="sort")
+    assert not (tmp_path / "other.sqlite").exists()  # refused before the library was touched

@@ -1,0 +1,253 @@
+"""The library as a user sees it: videos, which indexing run of each counts, saved searches.
+
+:class:`Library` needs no model: it reads the database (:class:`core.store.Store`) only,
+so ``python -m core list`` and ``show`` answer at once, and the engine
+(:class:`core.engine.Engine`) builds on it for everything that does not run a model.
+
+Which indexing run of a video counts (:meth:`Library.run_for`), given the models and
+settings in use (a *settings key* and a ReID model digest, as the engine has them):
+
+1. the run made with exactly these models and settings, when it is finished;
+2. else the newest finished run made with the same ReID model (another detector, stride
+   or tracker setting: its embeddings are comparable);
+3. else the current settings' unfinished run when it has tracks (searched with a note
+   saying the video is only partly indexed).
+
+A video indexed only with another ReID model cannot be searched with this one. Without
+models (``settings_key`` and ``reid_sha256`` both ``None``) the newest finished run
+counts, else the newest run of any status.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import StoreError
+from core.store import RunRecord, Store, VideoRecord
+from core.types import Hit
+from core.video import fingerprint
+
+VideoRef = str | Path | int
+"""A video: its path (as indexed, or a moved copy of the same content) or its database id."""
+
+VIDEO_STATUSES = ("indexed", "partial", "not indexed")
+"""Values of :attr:`VideoInfo.status`."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """A video of the library as the models in use see it.
+
+    Attributes:
+        id: Database id.
+        path: Path as last seen.
+        fingerprint: Content fingerprint.
+        fps: Frames per second.
+        frame_count: Frames in the video.
+        duration_s: Length in seconds.
+        width: Frame width in pixels.
+        height: Frame height in pixels.
+        indexed: A finished run exists with the models and settings in use (without models:
+            any finished run).
+        tracks: Tracks of the newest finished run (0 if none).
+        status: One of :data:`VIDEO_STATUSES`: ``"partial"`` means an unfinished run with the
+            settings in use has started.
+        run: The run this description is about (the finished one counted in ``tracks``, else
+            the unfinished one), ``None`` when the video has none.
+    """
+
+    id: int
+    path: str
+    fingerprint: str
+    fps: float
+    frame_count: int
+    duration_s: float
+    width: int
+    height: int
+    indexed: bool
+    tracks: int
+    status: str
+    run: RunRecord | None = None
+
+
+@dataclass(frozen=True)
+class QueryInfo:
+    """A saved search, without its hits.
+
+    Attributes:
+        id: Query id (for :meth:`Library.load_query`).
+        created: ISO time.
+        photos: Photo paths (``"<array i>"`` for in-memory photos).
+        video_ids: Videos searched.
+        hits: Stored candidates (every track at or above ``core.search.SCORE_FLOOR``).
+    """
+
+    id: int
+    created: str
+    photos: tuple[str, ...]
+    video_ids: tuple[int, ...]
+    hits: int
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Result of a search (new or reopened).
+
+    Attributes:
+        query_id: Id of the stored query.
+        hits: Best first; every candidate track with score >= ``core.search.SCORE_FLOOR``, so a
+            threshold slider can re-filter without searching again.
+        threshold: The threshold asked for.
+        notes: What was done with the photos and videos, one sentence each.
+        elapsed_s: Seconds the search (or the reopening) took.
+        photos: The query's photo paths (``"<array i>"`` for in-memory photos).
+        created: ISO time the search was made.
+    """
+
+    query_id: int
+    hits: tuple[Hit, ...]
+    threshold: float
+    notes: tuple[str, ...]
+    elapsed_s: float
+    photos: tuple[str, ...] = ()
+    created: str = ""
+
+    def above(self, threshold: float) -> tuple[Hit, ...]:
+        """Hits with ``score >= threshold``, best first."""
+        return tuple(h for h in self.hits if h.score >= threshold)
+
+
+@dataclass(frozen=True)
+class RunChoice:
+    """The run of a video that counts (:meth:`Library.run_for`).
+
+    Attributes:
+        run: The run, or ``None`` when the video has no usable one.
+        note: A sentence when the run is only partly indexed, else ``None``.
+    """
+
+    run: RunRecord | None
+    note: str | None = None
+
+
+class Library:
+    """Videos, runs and saved searches of one library database (no models needed).
+
+    Args:
+        store: The open database (the caller closes it, or uses :meth:`open`).
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    @classmethod
+    def open(cls, db_path: str | Path) -> Library:
+        """Open (or create) the database at ``db_path``.
+
+        Raises:
+            StoreError: The file is not a library this version can read.
+        """
+        return cls(Store(db_path))
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self.store.path
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.store.close()
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- videos and runs ------------------------------------------------------------------------
+
+    def find_video(self, video: VideoRef) -> VideoRecord:
+        """A video of the library by id, by path, or by the content of the file at that path.
+
+        Raises:
+            StoreError: The video is not in the library (the sentence says how to index it).
+        """
+        if isinstance(video, (int, np.integer)) and not isinstance(video, bool):
+            return self.store.get_video(int(video))
+        path = Path(video)
+        record = self.store.video_by_path(path)
+        if record is None and path.is_file():
+            try:
+                record = self.store.video_by_fingerprint(fingerprint(path))
+            except OSError:
+                record = None
+        if record is None:
+            raise StoreError(f"{video}: this video is not in the library {self.path}; index it first "
+                             f"(python -m core index {video}).")
+        return record
+
+    def run_for(self, video: VideoRecord, *, settings_key: str | None = None,
+                reid_sha256: str | None = None) -> RunChoice:
+        """The run of ``video`` that counts for these models and settings (see the module notes)."""
+        if settings_key is None and reid_sha256 is None:
+            runs = self.store.list_runs(video.id)
+            done = [r for r in runs if r.status == "done"]
+            return RunChoice(done[-1] if done else runs[-1] if runs else None)
+        current = self.store.find_run(video.id, settings_key) if settings_key is not None else None
+        if current is not None and current.status == "done":
+            return RunChoice(current)
+        done = self.store.latest_run(video.id, status="done", reid_sha256=reid_sha256)
+        if done is not None:
+            return RunChoice(done)
+        if current is not None and current.tracks_done > 0:
+            total = current.frames_total or video.frame_count
+            return RunChoice(current, f"{video.path}: only partly indexed ({current.frames_done} of {total} "
+                                      "frames); searched what is indexed so far.")
+        return RunChoice(None)
+
+    def video_info(self, video: VideoRecord, *, settings_key: str | None = None) -> VideoInfo:
+        """Describe a video for the settings key in use (``None``: without models, see the module notes)."""
+        if settings_key is None:
+            run = self.run_for(video).run
+            indexed = run is not None and run.status == "done"
+            status = "indexed" if indexed else "partial" if run is not None else "not indexed"
+            finished = run if indexed else None
+        else:
+            current = self.store.find_run(video.id, settings_key)
+            indexed = current is not None and current.status == "done"
+            status = "indexed" if indexed else "partial" if current is not None else "not indexed"
+            finished = current if indexed else self.store.latest_run(video.id, status="done")
+            run = finished or current
+        return VideoInfo(id=video.id, path=video.path, fingerprint=video.fingerprint, fps=video.fps,
+                         frame_count=video.frame_count, duration_s=video.duration_s, width=video.width,
+                         height=video.height, indexed=indexed,
+                         tracks=finished.tracks_done if finished else 0, status=status, run=run)
+
+    def videos(self, *, settings_key: str | None = None) -> list[VideoInfo]:
+        """Every video of the library, in the order added (see :meth:`video_info`)."""
+        return [self.video_info(v, settings_key=settings_key) for v in self.store.list_videos()]
+
+    # -- saved searches ---------------------------------------------------------------------------
+
+    def queries(self, video: VideoRef | None = None) -> list[QueryInfo]:
+        """Saved searches, newest first (only those that searched ``video`` when given)."""
+        video_id = None if video is None else self.find_video(video).id
+        return [QueryInfo(id=q.id, created=q.created, photos=q.photos, video_ids=q.video_ids, hits=q.hits)
+                for q in self.store.list_queries(video_id)]
+
+    def load_query(self, query_id: int) -> SearchResult:
+        """Reopen a saved search (its hits as they were found; no photo, model or video is used).
+
+        Raises:
+            StoreError: No such query.
+        """
+        t0 = time.perf_counter()
+        record = self.store.load_query(int(query_id))
+        summary = record.summary
+        return SearchResult(query_id=summary.id, hits=record.hits, threshold=summary.threshold,
+                            notes=summary.notes, elapsed_s=time.perf_counter() - t0, photos=summary.photos,
+                            created=summary.created)
