@@ -14,10 +14,17 @@ SHARED_DATA = Path(os.environ.get("REID_SHARED_DATA", REPO_ROOT.parent / "shared
 
 
 def shared_file(relative: str) -> Path:
-    """Return a file from the shared data folder, or skip the test with the reason."""
+    """Return a file from the shared data folder; skip the test with the reason when it is absent.
+
+    On CI (``$CI`` set) the data must be there: a missing file fails the test instead, so a
+    broken checkout or mount cannot turn half the suite into skips.
+    """
     path = SHARED_DATA / relative
     if not path.exists():
-        pytest.skip(f"real test data not found: {path} (set REID_SHARED_DATA to the shared/data folder)")
+        why = f"real test data not found: {path} (set REID_SHARED_DATA to the shared/data folder)"
+        if os.environ.get("CI"):
+            pytest.fail(why + "; CI must have it", pytrace=False)
+        pytest.skip(why)
     return path
 
 

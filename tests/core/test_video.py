@@ -102,7 +102,7 @@ def test_vtest_iter_start_and_protocol(vtest_path: Path, vtest_reference: dict[i
         assert np.array_equal(frames[0].image, vtest_reference[300])
         assert frames[0].time_s == pytest.approx(30.0)
         head = []
-        for frame in src:  # FrameSource protocol: every frame in order
+        for frame in src:  # iterating a source gives every frame in order
             head.append(frame)
             if len(head) == 3:
                 break
@@ -124,14 +124,39 @@ def test_vtest_read_exact_random_order(vtest_path: Path, vtest_reference: dict[i
         assert np.array_equal(src.read(58).image, vtest_reference[58])
 
 
-def test_read_sequential_fallback_is_exact(vtest_path: Path, vtest_reference: dict[int, np.ndarray]) -> None:
-    """The path used when a container's seeks cannot be trusted gives the same frames."""
+class _SeekSpy:
+    """A real OpenCV capture that records every position it is asked to seek to."""
+
+    def __init__(self, cap: cv2.VideoCapture, seeks: list[float]) -> None:
+        self._cap, self._seeks = cap, seeks
+
+    def set(self, prop: int, value: float) -> bool:
+        if prop == cv2.CAP_PROP_POS_FRAMES:
+            self._seeks.append(value)
+        return self._cap.set(prop, value)
+
+    def __getattr__(self, name: str):
+        return getattr(self._cap, name)
+
+
+def test_read_sequential_fallback_is_exact(vtest_path: Path, vtest_reference: dict[int, np.ndarray],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The path used when a container's seeks cannot be trusted gives the same frames, without seeking."""
+    import core.video as video_mod
+
+    seeks: list[float] = []
+    real_open = video_mod._open_capture
+    monkeypatch.setattr(video_mod, "_open_capture", lambda path: _SeekSpy(real_open(path), seeks))
     with open_source(vtest_path) as src:
         src.read(0)
         assert src._cap is not None
-        src._cap.trust_seek = False
+        src._trust.trusted = False  # what a failed seek check or a seek landing elsewhere leaves
+        src._cap.cap = _SeekSpy(src._cap.cap, seeks)
+        seeks.clear()
         for i in [433, 120, 301, 10]:
             assert np.array_equal(src.read(i).image, vtest_reference[i]), i
+            assert src._cap.pos == i + 1
+        assert seeks == []  # every frame was decoded through, from where it was or from frame 0
 
 
 def test_mp4v_clip(clip_path: Path, vtest_reference: dict[int, np.ndarray]) -> None:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from core.detection import YoloOnnxDetector
 from tests.conftest import shared_file
 from tests.realdata import IDENTITY_0001
 from training.data.datasets import ReidData, build_dataset
@@ -50,8 +51,7 @@ def market_root() -> Path:
 def other_people(market_root, detector_model_path) -> list[tuple[str, np.ndarray]]:
     """``(frame name, BGR crop)`` of every person the shared YOLO detector finds in the 16 full
     frames except identity 0001 (detections mostly covering her annotated box are dropped)."""
-    detection = pytest.importorskip("core.detection", reason="core/detection.py not available")
-    det = detection.YoloOnnxDetector(detector_model_path, person_classes=("Normal", "Fall"), device="cpu")
+    det = YoloOnnxDetector(detector_model_path, person_classes=("Normal", "Fall"), device="cpu")
     out = []
     for name, her in IDENTITY_0001.items():
         image = cv2.imread(str(market_root / "full_frames" / f"{name}.jpg"))

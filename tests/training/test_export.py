@@ -14,6 +14,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from core.reid import OnnxEmbedder
 from training.errors import ExportError
 from training.export import default_check_images, export_onnx, preprocess
 from training.modeling import build_model, load_weights
@@ -78,8 +79,7 @@ def test_onnx_matches_torch_on_real_images_at_any_batch_size(exported, msmt_mode
 def test_app_embedder_ranks_the_true_cross_camera_match_first(exported, market_root, other_people):
     """core.reid reads our metadata; query = identity 0001 by camera 6, gallery = her camera-1 crop
     and every other person the detector finds in the 16 full frames."""
-    reid = pytest.importorskip("core.reid", reason="core/reid.py not available")
-    embedder = reid.OnnxEmbedder(exported.path, device="cpu")
+    embedder = OnnxEmbedder(exported.path, device="cpu")
     assert embedder.input_size == (256, 128) and embedder.color_order == "RGB" and embedder.dim == 512
     assert embedder.name == "osnet_x0_25_msmt17"
     query = cv2.imread(str(market_root / "query" / "0001_c6s1_009601_00.jpg"))

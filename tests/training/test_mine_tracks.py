@@ -13,6 +13,11 @@ import cv2
 import numpy as np
 import pytest
 
+from core.detection import YoloOnnxDetector
+from core.pipeline import IndexSettings, index_video
+from core.reid import OnnxEmbedder
+from core.store import Store
+from core.tracking import ByteTracker
 from tests.realdata import cut_clip
 from training.data.datasets import build_dataset
 from training.export import export_onnx
@@ -24,11 +29,6 @@ CLIP_FRAMES = 80
 
 @pytest.fixture(scope="module")
 def library(tmp_path_factory, vtest_path, detector_model_path, osnet_weights):
-    pipeline = pytest.importorskip("core.pipeline", reason="core/pipeline.py not available")
-    from core.detection import YoloOnnxDetector
-    from core.reid import OnnxEmbedder
-    from core.store import Store
-    from core.tracking import ByteTracker
 
     tmp = tmp_path_factory.mktemp("library")
     clip = tmp / "vtest_clip.mp4"
@@ -41,8 +41,8 @@ def library(tmp_path_factory, vtest_path, detector_model_path, osnet_weights):
     emb = OnnxEmbedder(onnx_path, device="cpu")
     db = tmp / "library.sqlite"
     store = Store(db)
-    settings = pipeline.IndexSettings(stride=2, det_batch=4, commit_every=8, track_gap=6)
-    list(pipeline.index_video(clip, store=store, detector=det, embedder=emb, settings=settings,
+    settings = IndexSettings(stride=2, det_batch=4, commit_every=8, track_gap=6)
+    list(index_video(clip, store=store, detector=det, embedder=emb, settings=settings,
                               tracker_factory=functools.partial(ByteTracker, max_age=8)))
     (run,) = store.list_runs()
     tracks = {t.track_id: (t, store.sightings(t.pk)) for t in store.tracks(run.id)}
