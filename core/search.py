@@ -59,12 +59,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from sqlalchemy import func, select
 
 from core.errors import QueryError, StoreError
 from core.fileio import read_image
 from core.index import EmbeddingIndex
-from core.store import EmbeddingRow, RunRow, SightingRow, Store, TrackRecord, VideoRecord
+from core.store import Store, TrackRecord, VideoRecord
 from core.types import Detector, Embedder, Hit, Segment
 
 DEFAULT_THRESHOLD = 0.76
@@ -334,49 +333,6 @@ class SearchTarget:
     stride: int
 
 
-def _embedding_counts(store: Store, reid_sha256: str) -> dict[int, int]:
-    """``{run_id: number of embeddings}`` of every run of one ReID model that has embeddings."""
-    q = (select(EmbeddingRow.run_id, func.count(EmbeddingRow.id))
-         .join(RunRow, RunRow.id == EmbeddingRow.run_id).where(RunRow.reid_sha256 == reid_sha256)
-         .group_by(EmbeddingRow.run_id))
-    with store.session() as s:
-        return {int(r): int(n) for r, n in s.execute(q)}
-
-
-def _embedding_info(store: Store, ids: np.ndarray) -> dict[int, tuple[int, int]]:
-    """``{embedding id: (track_pk, frame)}`` for the given ids."""
-    out: dict[int, tuple[int, int]] = {}
-    ids_list = sorted({int(i) for i in ids})
-    with store.session() as s:
-        for a in range(0, len(ids_list), 900):
-            q = (select(EmbeddingRow.id, EmbeddingRow.track_pk, EmbeddingRow.frame)
-                 .where(EmbeddingRow.id.in_(ids_list[a:a + 900])))
-            out.update({r.id: (r.track_pk, r.frame) for r in s.execute(q)})
-    return out
-
-
-def _sightings_of(store: Store, track_pks: Sequence[int]) -> dict[int, tuple[np.ndarray, np.ndarray,
-                                                                               np.ndarray]]:
-    """``{track_pk: (frames (N,), times (N,), boxes (N, 4))}`` of several tracks in one go."""
-    pks = sorted({int(p) for p in track_pks})
-    rows: list = []
-    with store.session() as s:
-        for a in range(0, len(pks), 900):
-            q = (select(SightingRow.track_pk, SightingRow.frame, SightingRow.time_s, SightingRow.x1,
-                        SightingRow.y1, SightingRow.x2, SightingRow.y2)
-                 .where(SightingRow.track_pk.in_(pks[a:a + 900])))
-            rows += s.execute(q).all()
-    if not rows:
-        return {}
-    arr = np.array([tuple(r) for r in rows], np.float64)
-    arr = arr[np.lexsort((arr[:, 1], arr[:, 0]))]
-    out = {}
-    cuts = np.flatnonzero(np.diff(arr[:, 0])) + 1
-    for part in np.split(arr, cuts):
-        out[int(part[0, 0])] = (part[:, 1].astype(np.int64), part[:, 2], part[:, 3:7].astype(np.float32))
-    return out
-
-
 def search_runs(store: Store, index: EmbeddingIndex, query: np.ndarray, targets: Sequence[SearchTarget], *,
                 top_k: int = 200, floor: float = SCORE_FLOOR) -> list[tuple[int, Hit]]:
     """Score the tracks of the given runs against a query vector.
@@ -396,7 +352,7 @@ def search_runs(store: Store, index: EmbeddingIndex, query: np.ndarray, targets:
         return []
     by_run = {t.run_id: t for t in targets}
     run_ids = sorted(by_run)
-    per_run = _embedding_counts(store, index.reid_sha256)
+    per_run = store.embedding_counts(index.reid_sha256)
     n_allowed = sum(per_run.get(r, 0) for r in run_ids)
     if n_allowed == 0:
         return []
@@ -408,7 +364,7 @@ def search_runs(store: Store, index: EmbeddingIndex, query: np.ndarray, targets:
         scores, ids = scores[0], ids[0]
         valid = ids >= 0
         scores, ids = scores[valid], ids[valid]
-        info = _embedding_info(store, ids)
+        info = store.embedding_info(ids)
         best: dict[int, tuple[float, int]] = {}  # track_pk -> (cosine, frame)
         for sc, eid in zip(scores, ids, strict=True):
             pk, frame = info[int(eid)]
@@ -422,12 +378,13 @@ def search_runs(store: Store, index: EmbeddingIndex, query: np.ndarray, targets:
     tracks: dict[int, TrackRecord] = store.get_tracks([pk for pk, _, _ in chosen])
     chosen.sort(key=lambda x: (-x[1], tracks[x[0]].video_id, tracks[x[0]].track_id))
     chosen = chosen[:top_k]
-    sightings = _sightings_of(store, [pk for pk, _, _ in chosen])
+    sightings = store.sightings_of([pk for pk, _, _ in chosen])
     out: list[tuple[int, Hit]] = []
     for pk, cos, frame in chosen:
         track = tracks[pk]
         target = by_run[track.run_id]
-        frames, times, boxes = sightings[pk]
+        seen = sightings[pk]
+        frames, times, boxes = seen.frames, seen.times_s, seen.boxes
         gap = segment_gap_frames(target.video.fps, target.stride)
         at = int(np.argmin(np.abs(frames - frame)))
         out.append((pk, Hit(video_id=target.video.id, video_path=target.video.path, track_id=track.track_id,

@@ -199,6 +199,15 @@ def test_nms_keeps_best_of_overlapping_boxes():
     # box 1 overlaps box 0 (IoU 0.81) and wins; box 3 overlaps box 1 by 0.44 and stays.
     assert nms(boxes, scores, 0.45).tolist() == [1, 3, 2]
     assert nms(boxes, scores, 0.3).tolist() == [1, 2]
+    # Per class: box 0 (class 0) no longer competes with box 1 (class 1); box 3 (class 1) still does.
+    classes = np.array([0, 1, 0, 1])
+    assert nms(boxes, scores, 0.45, classes).tolist() == [1, 3, 0, 2]
+    assert nms(boxes, scores, 0.3, classes).tolist() == [1, 0, 2]
+    # Fractional boxes are not rounded: IoU 1 / 1.9 = 0.53.
+    small = np.array([[0, 0, 1.9, 1], [0, 0, 1, 1]], np.float32)
+    assert nms(small, scores[:2][::-1], 0.6).tolist() == [0, 1]
+    assert nms(small, scores[:2][::-1], 0.5).tolist() == [0]
+    assert nms(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), 0.45).tolist() == []
 
 
 # -- bad input ----------------------------------------------------------------------------------
