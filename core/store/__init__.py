@@ -25,12 +25,12 @@ from core.store.database import Database
 from core.store.migrations import MIGRATIONS, SCHEMA_VERSION, Migration
 from core.store.queries import QueryStore
 from core.store.records import (
-    Embeddings,
     NewTrack,
     QueryRecord,
     QuerySummary,
     RunRecord,
     Sightings,
+    StoredEmbeddings,
     TrackRecord,
     VideoRecord,
 )
@@ -39,8 +39,9 @@ from core.store.tracks import TrackStore
 from core.store.videos import VideoStore
 
 __all__ = [
-    "MIGRATIONS", "RUN_STATUSES", "SCHEMA_VERSION", "Base", "Database", "Embeddings", "Migration", "NewTrack",
-    "QueryRecord", "QuerySummary", "RunRecord", "Sightings", "Store", "TrackRecord", "VideoRecord",
+    "MIGRATIONS", "RUN_STATUSES", "SCHEMA_VERSION", "Base", "Database", "Migration", "NewTrack",
+    "QueryRecord", "QuerySummary", "RunRecord", "Sightings", "Store", "StoredEmbeddings", "TrackRecord",
+    "VideoRecord",
 ]
 
 

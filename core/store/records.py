@@ -153,7 +153,7 @@ class Sightings:
 
 
 @dataclass(frozen=True)
-class Embeddings:
+class StoredEmbeddings:
     """Embeddings (ids, owners and vectors), ordered by embedding id.
 
     Attributes:
@@ -308,7 +308,7 @@ def split_by_track(sightings: Sightings) -> dict[int, Sightings]:
         for a, b in zip(cuts[:-1], cuts[1:], strict=True)}
 
 
-def embeddings_from_rows(rows: Sequence[Any], *, with_vectors: bool) -> Embeddings:
+def embeddings_from_rows(rows: Sequence[Any], *, with_vectors: bool) -> StoredEmbeddings:
     """``embeddings`` rows (with their ``vector`` bytes when ``with_vectors``) in the given order.
 
     Raises:
@@ -323,7 +323,7 @@ def embeddings_from_rows(rows: Sequence[Any], *, with_vectors: bool) -> Embeddin
         vectors = vectors.astype(np.float32)
     else:
         vectors = np.zeros((m, 0), np.float32)
-    return Embeddings(
+    return StoredEmbeddings(
         ids=readonly(np.array([r.id for r in rows], np.int64)),
         track_pks=readonly(np.array([r.track_pk for r in rows], np.int64)),
         run_ids=readonly(np.array([r.run_id for r in rows], np.int64)),

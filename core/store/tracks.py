@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 
 from core.store.database import Database, select_in
 from core.store.records import (
-    Embeddings,
     NewTrack,
     Sightings,
+    StoredEmbeddings,
     TrackRecord,
     embeddings_from_rows,
     sightings_from_rows,
@@ -138,7 +138,7 @@ class TrackStore(Database):
     # -- embeddings ---------------------------------------------------------------------------
 
     def embedding_rows(self, run_ids: Sequence[int] | None = None, *, reid_sha256: str | None = None,
-                       min_id: int | None = None, with_vectors: bool = True) -> Embeddings:
+                       min_id: int | None = None, with_vectors: bool = True) -> StoredEmbeddings:
         """Embeddings ordered by id.
 
         Args:

@@ -1,4 +1,5 @@
-"""Layering rules read from the source: only core/store/ talks SQL (sqlalchemy, the ORM tables)."""
+"""Layering rules read from the source: only core/store/ talks SQL (sqlalchemy, the ORM tables), and the
+GUI reaches the engine through its use cases, never through the command line's module."""
 
 from __future__ import annotations
 
@@ -59,3 +60,18 @@ def test_only_the_store_imports_sqlalchemy_or_orm_tables(folder: str):
     assert files, f"no Python files found under {folder}/"
     offenders = {str(p.relative_to(ROOT)): hits for p in files if (hits := _sql_imports(p))}
     assert not offenders, f"outside core/store/, these import SQL or ORM tables: {offenders}"
+
+
+def _imports_cli(path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+            [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else [])
+        found += [f"{node.lineno}: {n}" for n in names if n == "core.cli" or n.startswith("core.cli.")]
+    return found
+
+
+def test_the_gui_does_not_import_the_command_line():
+    files = [p for p in _sources() if p.relative_to(ROOT).parts[0] == "GUI"]
+    offenders = {str(p.relative_to(ROOT)): hits for p in files if (hits := _imports_cli(p))}
+    assert not offenders, f"the GUI must call the engine's use cases, not core.cli: {offenders}"
