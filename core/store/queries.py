@@ -33,14 +33,14 @@ class QueryStore(Database):
         Returns:
             The new query id.
         """
-        with self.session(write=True) as s:
+        with self._session(write=True) as session:
             q = QueryTable(created=now(), photos=json.dumps([str(p) for p in photos]),
                            video_ids=json.dumps([int(v) for v in video_ids]), threshold=float(threshold),
                            reid_sha256=reid_sha256, notes=json.dumps([str(n) for n in notes]))
-            s.add(q)
-            s.flush()
+            session.add(q)
+            session.flush()
             if hits:
-                s.execute(insert(HitTable), [hit_values(q.id, pk, h) for pk, h in hits])
+                session.execute(insert(HitTable), [hit_values(q.id, pk, h) for pk, h in hits])
             return q.id
 
     def load_query(self, query_id: int) -> QueryRecord:
@@ -49,11 +49,11 @@ class QueryStore(Database):
         Raises:
             StoreError: No such query.
         """
-        with self.session() as s:
-            q = s.get(QueryTable, int(query_id))
+        with self._session() as session:
+            q = session.get(QueryTable, int(query_id))
             if q is None:
                 raise StoreError(f"query {query_id} is not in the library {self.path}.")
-            rows = s.execute(
+            rows = session.execute(
                 select(HitTable, TrackTable.track_id, VideoTable.id, VideoTable.path)
                 .join(TrackTable, TrackTable.id == HitTable.track_pk)
                 .join(RunTable, RunTable.id == TrackTable.run_id)
@@ -70,13 +70,13 @@ class QueryStore(Database):
                   .group_by(HitTable.query_id).subquery())
         query = (select(QueryTable, func.coalesce(counts.c.n, 0))
                  .outerjoin(counts, counts.c.query_id == QueryTable.id).order_by(QueryTable.id.desc()))
-        with self.session() as s:
-            out = [query_summary_from_row(q, n) for q, n in s.execute(query)]
+        with self._session() as session:
+            out = [query_summary_from_row(q, n) for q, n in session.execute(query)]
         if video_id is not None:
             out = [q for q in out if int(video_id) in q.video_ids]
         return out
 
     def delete_query(self, query_id: int) -> None:
         """Remove a saved search and its hits."""
-        with self.session(write=True) as s:
-            s.execute(delete(QueryTable).where(QueryTable.id == int(query_id)))
+        with self._session(write=True) as session:
+            session.execute(delete(QueryTable).where(QueryTable.id == int(query_id)))
