@@ -56,12 +56,19 @@ def test_session_indexing_ran_through_the_worker(indexed_session):
     assert not [m for m in s.messages if m[0] == "error"]
 
 
+FROZEN_GUI_MS = 2000
+"""A gap this long between timer ticks means the GUI thread did the work itself. The measured gap is
+a figure (printed here and kept in the README), not a target: a loaded 2-core CI machine can stretch
+a 20 ms tick to a few hundred milliseconds, while indexing on the GUI thread freezes it for the whole
+run (tens of seconds)."""
+
+
 def test_gui_thread_stays_responsive_while_indexing(indexed_session):
     s = indexed_session
     print(f"\n[GUI] largest gap between 20 ms timer ticks while indexing: {s.max_gap_ms:.0f} ms "
           f"(mean {s.mean_gap_ms:.1f} ms over {s.ticks} ticks, {s.wall_s:.1f} s of indexing)")
     assert s.ticks > 10
-    assert s.max_gap_ms < 250
+    assert s.max_gap_ms < FROZEN_GUI_MS
 
 
 # --------------------------------------------------------------------------- the main story
