@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from core.types import Hit
+from core.errors import ReidSearchError
+from core.types import Hit, TrackedBoxes
 from core.video import open_source
 from GUI.settings import AppSettings
 from GUI.workers import (
@@ -30,7 +31,7 @@ from GUI.workers import (
 )
 
 if TYPE_CHECKING:  # core.engine loads ONNX Runtime: imported on the worker that builds the engine
-    from core.engine import Engine
+    from core.engine import Engine, VideoInfo
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ class Background(QObject):
         thumbnailReady(object): A ``GUI.workers.Thumbnail``.
         error(str): A job failed (readable sentence).
         jobFinished(str): A job (by name) ended, however it ended.
+        jobsChanged(): A job started or its thread ended (what is busy changed).
     """
 
     engineLoaded = Signal(object)
@@ -87,10 +89,12 @@ class Background(QObject):
     thumbnailReady = Signal(object)
     error = Signal(str)
     jobFinished = Signal(str)
+    jobsChanged = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.runner = JobRunner(self)
+        self.runner.jobsChanged.connect(self.jobsChanged)
         self.engine: Engine | None = None
         self._pending: list[Callable[[], object]] = []
         self._closing = False
@@ -145,6 +149,16 @@ class Background(QObject):
     def _engine_failed(self, text: str) -> None:
         self._pending.clear()
         self.engineFailed.emit(text)
+
+    def boxes_at(self, video: VideoInfo | None, frame_index: int) -> TrackedBoxes | None:
+        """The tracked people of a library video at a frame (``None``: no engine, not indexed)."""
+        engine = self.engine
+        if engine is None or video is None or video.status == "not indexed" and video.tracks == 0:
+            return None
+        try:
+            return engine.boxes_at(video.id, frame_index)  # by id: no path lookup on the GUI thread
+        except ReidSearchError:
+            return None
 
     # ------------------------------------------------------------------ jobs
     def refresh_library(self) -> None:

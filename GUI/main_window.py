@@ -106,7 +106,7 @@ class MainWindow(WindowUi):
         self._restore_geometry()
         self.progress.set_visible(False)
         self._update_actions()
-        self._show_empty_state(True)
+        self.show_empty_state(True)
         self.start_engine()
 
     @property
@@ -132,7 +132,8 @@ class MainWindow(WindowUi):
         self.sample_button.clicked.connect(self.try_sample)
         self.search_button.clicked.connect(self.start_search)
         self.cancel_button.clicked.connect(self.search.cancel)
-        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        self.recent_menu.aboutToShow.connect(
+            lambda: self.fill_recent_menu(self.settings.recent_videos, self.open_video))
 
     def _connect_widgets(self) -> None:
         self.view.cropSelected.connect(self.add_crop_query)
@@ -164,7 +165,7 @@ class MainWindow(WindowUi):
         jobs.thumbnailReady.connect(self._on_thumbnail)
         jobs.error.connect(lambda text: self.show_message("error", text))
         jobs.jobFinished.connect(self._job_done)  # after SearchControl's: the progress is updated first
-        jobs.runner.jobsChanged.connect(self._update_actions)
+        jobs.jobsChanged.connect(self._update_actions)
         self.search.message.connect(self.show_message)
         self.search.status.connect(self.statusBar().showMessage)
         self.search.progressShown.connect(self.progressShown)
@@ -226,14 +227,7 @@ class MainWindow(WindowUi):
 
     def _boxes_at(self, index: int) -> TrackedBoxes | None:
         video = self.model.video_path
-        info = self.library.info_for(video) if video else None
-        engine = self.jobs.engine
-        if engine is None or info is None or info.status == "not indexed" and info.tracks == 0:
-            return None
-        try:
-            return engine.boxes_at(info.id, index)  # by id: no path lookup on the GUI thread
-        except ReidSearchError:
-            return None
+        return self.jobs.boxes_at(self.library.info_for(video) if video else None, index)
 
     # ================================================================== opening things
     def _remember_dir(self, folder: str) -> None:
@@ -299,7 +293,7 @@ class MainWindow(WindowUi):
         path = str(path)
         if not self.player.open(path):
             return False
-        self._show_empty_state(False)
+        self.show_empty_state(False)
         self.library.video_opened(path, check)
         self.settings = self.settings.with_recent(self.model.video_path or path)
         self.setWindowTitle(f"{Path(path).name} - {APPLICATION}")
@@ -309,14 +303,8 @@ class MainWindow(WindowUi):
 
     def open_query(self, query_id: int, video_path: str = "") -> bool:
         """Reopen a past search: its photos, its hits, and its video."""
-        engine = self.jobs.engine
-        if engine is None:
-            self.show_message("error", "The models are not loaded yet; try again in a moment.")
-            return False
-        try:
-            result = engine.load_query(query_id)
-        except ReidSearchError as exc:
-            self.show_message("error", str(exc))
+        result = self.search.reopen(query_id)
+        if result is None:
             return False
         info = self.library.query_info(query_id)
         if info is not None:
@@ -326,21 +314,7 @@ class MainWindow(WindowUi):
         if target and (current is None or not same_path(target, current)):
             self.open_video(target, check="keep")
         self.model.result = result
-        self.show_message("info", f"Query #{query_id}: {len(result.hits)} candidate hits loaded.")
         return True
-
-    def _show_empty_state(self, empty: bool) -> None:
-        self.stack.setCurrentWidget(self.empty if empty else self.view)
-        for w in (self.timeline, self.position, self.play_button, self.back_button, self.fwd_button):
-            w.setEnabled(not empty)
-
-    def _fill_recent(self) -> None:
-        self.recent_menu.clear()
-        for video in self.settings.recent_videos:
-            act = self.recent_menu.addAction(video)
-            act.triggered.connect(lambda _=False, v=video: self.open_video(v))
-        if not self.settings.recent_videos:
-            self.recent_menu.addAction("No recent videos").setEnabled(False)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: D102 - Qt override
         if event.mimeData().hasUrls():

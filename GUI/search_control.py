@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal, Slot
 
+from core.errors import ReidSearchError
 from GUI import export
 from GUI.background import ENGINE_JOB, INDEX_JOB, SAVE_JOB, Background
 from GUI.progress import ProgressDisplay
@@ -87,6 +88,20 @@ class SearchControl(QObject):
         self.progress.start("Starting...")
         self.jobs.index_and_search(videos, None if index_only else photos, self.model.threshold)
         return True
+
+    def reopen(self, query_id: int) -> SearchResult | None:
+        """A stored search with its hits (``None``, and a message saying why, if it cannot be loaded)."""
+        engine = self.jobs.engine
+        if engine is None:
+            self.message.emit("error", "The models are not loaded yet; try again in a moment.")
+            return None
+        try:
+            result = engine.load_query(query_id)
+        except ReidSearchError as exc:
+            self.message.emit("error", str(exc))
+            return None
+        self.message.emit("info", f"Query #{query_id}: {len(result.hits)} candidate hits loaded.")
+        return result
 
     def cancel(self) -> None:
         """Stop indexing (and image saving); indexing resumes later."""

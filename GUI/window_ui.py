@@ -8,6 +8,8 @@ the widgets' signals to what they do.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
@@ -317,3 +319,18 @@ class WindowUi(QMainWindow):
         help_menu.addSeparator()
         help_menu.addAction(self.act_about)
 
+    # ------------------------------------------------------------------ what changes
+    def show_empty_state(self, empty: bool) -> None:
+        """Show the first steps (no video yet) or the video with its transport."""
+        self.stack.setCurrentWidget(self.empty if empty else self.view)
+        for w in (self.timeline, self.position, self.play_button, self.back_button, self.fwd_button):
+            w.setEnabled(not empty)
+
+    def fill_recent_menu(self, videos: Sequence[str], open_video: Callable[[str], object]) -> None:
+        """List the recent videos in *File > Open recent*; choosing one calls ``open_video``."""
+        self.recent_menu.clear()
+        for video in videos:
+            act = self.recent_menu.addAction(video)
+            act.triggered.connect(lambda _=False, v=video: open_video(v))
+        if not videos:
+            self.recent_menu.addAction("No recent videos").setEnabled(False)
