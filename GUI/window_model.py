@@ -121,7 +121,7 @@ class WindowModel:
         """The visible hits of one video, best first."""
         if video_path is None:
             return ()
-        by_video: dict[str, tuple[Hit, ...]] | None = self._by_video  # type: ignore[has-type]
+        by_video: dict[str, tuple[Hit, ...]] | None = getattr(self, "_by_video", None)
         if by_video is None:
             grouped: dict[str, list[Hit]] = {}
             for hit in self.visible_hits:
