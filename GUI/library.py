@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from GUI.timeline import format_time
+from core.text import format_time
 from GUI.window_model import norm_path
 
 if TYPE_CHECKING:

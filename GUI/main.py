@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    # The only place the import path is fixed: `cd GUI; python main.py` must find core/ and GUI/.
-    sys.path.insert(0, str(REPO_ROOT))
+try:  # the installed project (install.sh: pip install -e .) makes core/ and GUI/ importable from anywhere
+    import core  # noqa: F401
+except ImportError:  # pragma: no cover - only without the install step
+    sys.exit("ReID Video Search is not installed in this Python: run ./install.sh first (it installs the "
+             "project into .venv), then start the app with ../.venv/bin/python main.py.")
 
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QApplication

@@ -16,9 +16,10 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QApplication, QLabel, QSlider, QStyle
 
 from core.errors import ReidSearchError
+from core.text import format_time
 from core.types import Frame, Hit, TrackedBoxes
 from core.video import VideoSource, open_source
-from GUI.timeline import Timeline, format_time
+from GUI.timeline import Timeline
 from GUI.video_view import OverlayBox, VideoView
 from GUI.window_model import WindowModel, same_path
 from GUI.workers import bgr_to_qimage

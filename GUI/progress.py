@@ -6,8 +6,8 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton
 
+from core.text import format_time
 from core.types import IndexProgress
-from GUI.timeline import format_time
 from GUI.workers import Status
 
 

@@ -24,8 +24,9 @@ from PySide6.QtWidgets import (
 )
 
 from core.search import DEFAULT_THRESHOLD
+from core.text import format_time
 from core.types import Hit
-from GUI.timeline import format_time, score_color
+from GUI.timeline import score_color
 from GUI.window_model import DEFAULT_SCORE_RANGE
 from GUI.workers import hit_key
 

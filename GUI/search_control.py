@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal, Slot
 
+from core import export
 from core.errors import ReidSearchError
-from GUI import export
 from GUI.background import ENGINE_JOB, INDEX_JOB, SAVE_JOB, Background
 from GUI.progress import ProgressDisplay
 from GUI.window_model import WindowModel
@@ -142,9 +142,11 @@ class SearchControl(QObject):
         hits = self.model.visible_hits
         try:
             out = export.write_hits(hits, path)
-        except (OSError, ValueError) as exc:
-            why = getattr(exc, "strerror", None) or exc
-            self.message.emit("error", f"{path}: could not export the hits ({why}).")
+        except ReidSearchError as exc:  # the file cannot be written: the sentence names it and why
+            self.message.emit("error", str(exc))
+            return None
+        except ValueError as exc:  # a name with another ending
+            self.message.emit("error", f"Could not export the hits: {exc}")
             return None
         self.message.emit("info", f"Exported {len(hits)} hits to {out}.")
         return out

@@ -15,6 +15,7 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QHelpEvent, QMouseEvent, QPainter, QPaintEvent, QPen, QPolygonF
 from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
+from core.text import format_time
 from core.types import Hit
 from GUI.video_view import HIGHLIGHT
 from GUI.window_model import DEFAULT_SCORE_RANGE
@@ -30,16 +31,6 @@ def score_color(score: float, low: float = 0.3, high: float = 0.9) -> QColor:
     """Colour for a match score: red (weak) through yellow to green (strong)."""
     t = 0.0 if high <= low else min(1.0, max(0.0, (score - low) / (high - low)))
     return QColor.fromHsvF(t * 0.36, 0.85, 0.95)
-
-
-def format_time(seconds: float, precise: bool = True) -> str:
-    """``m:ss.s`` (or ``h:mm:ss``) for a time in seconds."""
-    seconds = max(0.0, float(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    if h >= 1:
-        return f"{int(h)}:{int(m):02d}:{int(s):02d}"
-    return f"{int(m)}:{s:04.1f}" if precise else f"{int(m)}:{int(s):02d}"
 
 
 def pack_rows(hits: Sequence[Hit]) -> list[list[Hit]]:

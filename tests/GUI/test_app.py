@@ -23,7 +23,6 @@ from PySide6.QtTest import QTest
 
 from core.search import SCORE_FLOOR
 from core.types import IndexProgress
-from GUI import export
 from GUI.main import parse_args
 from GUI.main_window import SAMPLE_CLIP, SAMPLE_QUERY
 from GUI.results import HIT_ROLE
@@ -145,7 +144,12 @@ def test_draw_person_search_and_click_hits(make_window, indexed_db, indexed_sess
     # Export what is shown: JSON (the CLI's schema) and CSV, then the images.
     out = w.search.export_hits(tmp_path / "hits.json")
     data = json.loads(out.read_text(encoding="utf-8"))
-    assert data == [export.hit_record(h) for h in result.hits]
+    # the hits shown, best first, each with its own track, score, segments and box (read off the result)
+    assert [(d["video"], d["track_id"], d["best_frame"]) for d in data] == [
+        (h.video_path, h.track_id, h.best_frame) for h in result.hits]
+    assert [d["score"] for d in data] == pytest.approx([h.score for h in result.hits], abs=1e-6)
+    assert [len(d["segments"]) for d in data] == [len(h.segments) for h in result.hits]
+    assert data[0]["best_box"] == pytest.approx(list(result.hits[0].best_box), abs=0.01)
     assert {"video", "track_id", "score", "segments", "best_frame", "best_box"} <= set(data[0])
     assert set(data[0]["segments"][0]) == {"start_s", "end_s", "start_frame", "end_frame"}
     rows = list(csv.DictReader((w.search.export_hits(tmp_path / "hits.csv")).open(encoding="utf-8")))
