@@ -9,6 +9,8 @@
                           [--json OUT] [--detector FILE] [--reid FILE] [--device ...]
     python -m core list [--db PATH]
     python -m core show QUERY_ID [--db PATH] [--threshold T] [--top K] [--json OUT]
+    python -m core export QUERY_ID --out FOLDER [--clips] [--margin S] [--no-boxes] [--db PATH]
+                          [--threshold T] [--top K]
 
 ``VIDEO`` is a video file, a folder of images (one image sequence), or a folder of
 videos. A folder is a folder of videos when it holds at least one file with a video
@@ -27,7 +29,8 @@ kept, so the run still resumes).
 
 Every command is a thin caller of the engine's use cases: ``index`` runs
 :meth:`core.engine.Engine.index_many`, ``search`` :meth:`~core.engine.Engine.search`,
-``list`` and ``show`` the model-free :class:`core.library.Library`.
+``list``, ``show`` and ``export`` the model-free :class:`core.library.Library` (``export``
+through :func:`core.clips.export_evidence`).
 """
 
 from __future__ import annotations
@@ -89,6 +92,16 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text} must be >= 1")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (math.isfinite(value) and 0.0 <= value <= 60.0):
+        raise argparse.ArgumentTypeError(f"{text} is outside [0, 60] seconds")
     return value
 
 
@@ -248,6 +261,39 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write a stored query's hits as evidence: contact sheet, CSV, record, and clips with ``--clips``."""
+    from tqdm import tqdm
+
+    from core.clips import ExportOptions, ExportProgress, export_evidence
+
+    with _library(args.db) as library:
+        result = library.load_query(args.query_id)
+        threshold = result.threshold if args.threshold is None else args.threshold
+        hits = list(result.above(threshold))[: args.top]
+        options = ExportOptions(clips=args.clips, margin_s=args.margin, boxes=not args.no_boxes)
+        bar = None
+        try:
+            for item in export_evidence(hits, args.out, library=library, query=result, threshold=threshold,
+                                        options=options):
+                if isinstance(item, ExportProgress):
+                    if bar is None:
+                        bar = tqdm(total=item.total, unit="frame", file=sys.stderr, dynamic_ncols=True)
+                    bar.set_description(item.text, refresh=False)
+                    bar.update(item.done - bar.n)
+                else:
+                    if bar is not None:
+                        bar.close()
+                        bar = None
+                    print(f"query {result.query_id}: {plural(item.hits, 'hit')} at or above {threshold:.2f} "
+                          f"exported to {item.folder} ({plural(len(item.clips), 'clip')}, contact sheet "
+                          f"{item.sheet.name}, record {item.record.name}).")
+        finally:
+            if bar is not None:
+                bar.close()
+    return EXIT_OK
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     """List the library's videos (with the run that counts) and saved queries (reads only the database)."""
     with _library(args.db) as library:
@@ -350,6 +396,23 @@ def build_parser() -> argparse.ArgumentParser:
     output(p)
     common(p, models=False)
     p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("export", help="write a saved query's hits as clips, a contact sheet and a record",
+                       description="Write the hits of a saved query into a folder: a contact sheet, "
+                                   "hits.csv, the query photos and export.json (which photos, models and "
+                                   "threshold produced them); with --clips an MP4 of each segment too.")
+    p.add_argument("query_id", type=int, metavar="QUERY_ID")
+    p.add_argument("--out", type=Path, required=True, metavar="FOLDER", help="export folder (created)")
+    p.add_argument("--clips", action="store_true", help="also write an MP4 clip of each segment")
+    p.add_argument("--margin", type=_seconds, default=2.0, metavar="S",
+                   help="seconds kept before and after each segment (default: 2)")
+    p.add_argument("--no-boxes", action="store_true", help="do not draw the person's box into the clips")
+    p.add_argument("--threshold", type=_threshold, default=None, metavar="T",
+                   help="export hits at or above T (default: the query's own threshold)")
+    p.add_argument("--top", type=_positive, default=200, metavar="K",
+                   help="export at most K hits (default: 200)")
+    common(p, models=False)
+    p.set_defaults(func=cmd_export)
     return parser
 
 

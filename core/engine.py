@@ -11,7 +11,7 @@ Use cases and where they live: index one video (:meth:`Engine.index`) or several
 search (:meth:`Engine.search`), reopen a saved search and list the library (the
 model-free :class:`core.library.Library`, which the engine extends with the run rule
 for its models, see that module), boxes at a frame for the player
-(:meth:`Engine.boxes_at`).
+(:meth:`Engine.boxes_at`, and a span of frames at once: :meth:`Engine.boxes_between`).
 """
 
 from __future__ import annotations
@@ -20,13 +20,15 @@ import functools
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from core import search as search_mod
+from core.boxes import FrameBoxes
 from core.detection import YoloOnnxDetector
-from core.errors import ReidSearchError, StoreError
+from core.errors import QueryError, ReidSearchError, StoreError
 from core.index import EmbeddingIndex
 from core.library import Library, QueryInfo, RunChoice, SearchResult, VideoInfo, VideoRef
 from core.models import resolve_model
@@ -37,7 +39,26 @@ from core.store import Store, VideoRecord
 from core.tracking import DEFAULT_TRACKER, make_tracker
 from core.types import IndexEvent, IndexOutcome, IndexProgress, IndexStarted, TrackedBoxes, Tracker
 
-__all__ = ["Engine", "QueryInfo", "SearchResult", "VideoInfo", "VideoRef"]
+__all__ = ["Engine", "PhotoCheck", "QueryInfo", "SearchResult", "VideoInfo", "VideoRef"]
+
+
+@dataclass(frozen=True)
+class PhotoCheck:
+    """A query photo looked at before use (:meth:`Engine.check_photo`).
+
+    Attributes:
+        label: The photo as named in messages (its path, or ``"<array 0>"``).
+        people: People the detector found in it.
+        box: ``(x1, y1, x2, y2)`` of the person a search will use.
+        whole: The search will embed the whole photo (that person fills it) rather than cut them out.
+        size: ``(width, height)`` of the photo.
+    """
+
+    label: str
+    people: int
+    box: tuple[float, float, float, float]
+    whole: bool
+    size: tuple[int, int]
 
 
 class Engine(Library):
@@ -249,6 +270,32 @@ class Engine(Library):
         return SearchResult(query_id=query_id, hits=tuple(h for _, h in raw.hits), threshold=threshold,
                             notes=tuple(notes), elapsed_s=time.perf_counter() - t0, photos=tuple(labels))
 
+    def check_photo(self, photo: str | Path | np.ndarray) -> PhotoCheck:
+        """Look for the person in a query photo as a search will, before it is used (no embedding).
+
+        The search takes the photo's main person (``core.search``); this refuses, besides what the
+        search refuses (an unreadable photo, no person at all), a photo whose only "people" are
+        lying down: a detector trained on falls reports objects on the ground (a bag on the grass,
+        a patch of lawn) as fallen people, and a query vector of those matches people at random.
+
+        Raises:
+            QueryError: One sentence naming the photo (``"<array 0>"`` for an array) and what is wrong.
+        """
+        label = search_mod.photo_label(photo, 0)
+        image = search_mod.load_photo(photo, label)
+        boxes = search_mod._detect_people(image, self.detector)  # the search's own rule, padding included
+        if len(boxes) == 0:
+            raise QueryError(f"{label}: no person found (give a photo or crop showing one whole person).")
+        box = boxes[search_mod.main_person(boxes)]
+        bw, bh = float(box[2] - box[0]), float(box[3] - box[1])
+        if bh < bw:
+            raise QueryError(f"{label}: no standing or walking person found, only something lying down "
+                             "(give a photo or crop showing one whole person).")
+        h, w = image.shape[:2]
+        whole = bw * bh >= search_mod.CROP_MIN_COVERAGE * w * h or bh >= search_mod.CROP_MIN_HEIGHT * h
+        return PhotoCheck(label=label, people=len(boxes), box=tuple(float(v) for v in box),  # type: ignore[arg-type]
+                          whole=whole, size=(w, h))
+
     def boxes_at(self, video: VideoRef, frame_index: int) -> TrackedBoxes:
         """Every track's box stored at a frame (or at the nearest processed frame at most stride-1 back).
 
@@ -263,19 +310,31 @@ class Engine(Library):
         Raises:
             StoreError: The video is unknown or has no usable run.
         """
+        return self.boxes_between(video, frame_index, frame_index).at(frame_index)
+
+    def boxes_between(self, video: VideoRef, first: int, last: int) -> FrameBoxes:
+        """The stored boxes of frames ``first..last``, read at once (a player's span, see ``core.boxes``).
+
+        Args:
+            video: Path or id of an indexed video.
+            first: First frame.
+            last: Last frame (>= ``first``).
+
+        Returns:
+            A :class:`~core.boxes.FrameBoxes` whose ``at(frame)`` gives the boxes of each frame of the span.
+
+        Raises:
+            StoreError: The video is unknown or has no usable run.
+        """
         record = self.find_video(video)
         run = self.run_for(record).run
         if run is None:
             raise StoreError(f"{record.path}: not indexed with the ReID model {self.reid_path.name}.")
         stride = max(int(run.settings.get("stride", 1)), 1)
-        frame_index = int(frame_index)
-        seen = self.store.sightings_in_frame(run.id, max(frame_index - stride + 1, 0), frame_index)
-        if len(seen):
-            at = seen.frames == seen.frames.max()
-            return TrackedBoxes(track_ids=seen.track_ids[at], boxes=seen.boxes[at], scores=seen.scores[at],
-                                det_index=np.full(int(at.sum()), -1, np.int64))
-        return TrackedBoxes(track_ids=np.zeros(0, np.int64), boxes=np.zeros((0, 4), np.float32),
-                            scores=np.zeros(0, np.float32), det_index=np.zeros(0, np.int64))
+        first, last = int(first), max(int(first), int(last))
+        seen = self.store.sightings_in_frame(run.id, max(first - stride + 1, 0), last)
+        return FrameBoxes(video_id=record.id, run_id=run.id, first=first, last=last, stride=stride,
+                          frames=seen.frames, track_ids=seen.track_ids, boxes=seen.boxes, scores=seen.scores)
 
     def __enter__(self) -> Engine:
         return self

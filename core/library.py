@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import StoreError
-from core.store import RunRecord, Store, VideoRecord
+from core.store import RunRecord, Sightings, Store, VideoRecord
 from core.types import Hit
 from core.video import fingerprint
 
@@ -132,6 +132,19 @@ class RunChoice:
 
     run: RunRecord | None
     note: str | None = None
+
+
+@dataclass(frozen=True)
+class HitTrack:
+    """The track behind a hit (:meth:`Library.hit_track`).
+
+    Attributes:
+        run: The indexing run the track belongs to (its models and settings).
+        sightings: Every stored box of the track, by frame.
+    """
+
+    run: RunRecord
+    sightings: Sightings
 
 
 class Library:
@@ -251,3 +264,26 @@ class Library:
         return SearchResult(query_id=summary.id, hits=record.hits, threshold=summary.threshold,
                             notes=summary.notes, elapsed_s=time.perf_counter() - t0, photos=summary.photos,
                             created=summary.created)
+
+    # -- the track behind a hit -----------------------------------------------------------------
+
+    def hit_track(self, hit: Hit) -> HitTrack:
+        """The indexing run and every stored box of the track a hit is about (for clips and evidence).
+
+        A hit names its video and its track id within a run; the run is the one (newest first)
+        whose track of that id was seen at the hit's best frame, at its best box.
+
+        Raises:
+            StoreError: The video, its run or the track is no longer in the library.
+        """
+        record = self.store.get_video(int(hit.video_id))
+        for run in reversed(self.store.list_runs(record.id)):
+            track = next((t for t in self.store.tracks(run.id) if t.track_id == int(hit.track_id)), None)
+            if track is None:
+                continue
+            seen = self.store.sightings(track.pk)
+            at = np.flatnonzero(seen.frames == int(hit.best_frame))
+            if len(at) and np.allclose(seen.boxes[at[0]], hit.best_box, atol=0.5):
+                return HitTrack(run=run, sightings=seen)
+        raise StoreError(f"{record.path}: track {hit.track_id} of this hit is no longer in the library "
+                         f"{self.path} (the video was indexed again?); search again.")

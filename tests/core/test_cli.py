@@ -326,3 +326,28 @@ def test_installed_entry_points_run_the_same_programs(library, tmp_path):
     gui = subprocess.run([bindir / "reid-search-gui", "--help"], capture_output=True, text=True, timeout=60,
                          cwd=tmp_path)
     assert gui.returncode == 0 and "--video FILE" in gui.stdout, gui.stderr
+
+
+def test_export_writes_the_evidence_of_a_saved_query(library, man_photo, models_env, tmp_path):
+    db, clip, _ = library
+    proc = run_cli("search", "--query", man_photo, "--db", db, "--video", clip, env_extra=models_env)
+    assert proc.returncode == 0, proc.stderr
+    query_id = int(proc.stdout.split()[1].rstrip(":"))
+    out = tmp_path / "evidence"
+    exported = run_cli("export", query_id, "--db", db, "--out", out, "--clips", "--margin", 0.5,
+                       "--threshold", 0.6, "--top", 2)
+    assert exported.returncode == 0, exported.stderr
+    record = json.loads((out / "export.json").read_text(encoding="utf-8"))
+    assert record["query"]["id"] == query_id and record["threshold"] == 0.6
+    assert 1 <= len(record["hits"]) <= 2 and all(h["score"] >= 0.6 for h in record["hits"])
+    clips = sorted((out / "clips").glob("*.mp4"))
+    assert clips and len(clips) == sum(len(h["clips"]) for h in record["hits"])
+    assert f"exported to {out}" in exported.stdout and "clip" in exported.stdout
+    assert cv2.imread(str(out / "contact_sheet.png")) is not None
+    # Without --clips: the sheet, the CSV and the record only.
+    again = run_cli("export", query_id, "--db", db, "--out", tmp_path / "sheet-only")
+    assert again.returncode == 0, again.stderr
+    assert not list((tmp_path / "sheet-only" / "clips").glob("*.mp4"))
+    assert (tmp_path / "sheet-only" / "hits.csv").is_file()
+    missing = run_cli("export", 4242, "--db", db, "--out", tmp_path / "x")
+    assert_one_line_error(missing, "4242")

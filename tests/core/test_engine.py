@@ -213,3 +213,23 @@ def test_tracker_comes_from_the_registry_with_the_detectors_thresholds(tmp_path,
     with pytest.raises(KeyError, match="unknown tracker 'sort'; valid names: bytetrack"):
         Engine(tmp_path / "other.sqlite", device="cpu", tracker="sort")
     assert not (tmp_path / "other.sqlite").exists()  # refused before the library was touched
+
+
+def test_check_photo_finds_the_person_and_refuses_things_on_the_ground(vtest_library, tmp_path, vtest_path):
+    e = vtest_library.engine
+    with open_source(vtest_path) as src:
+        frame = src.read(6).image
+    man = tmp_path / "man.png"
+    cv2.imwrite(str(man), frame[160:245, 480:520])          # a walking man, cut tightly
+    check = e.check_photo(man)
+    assert check.label == str(man) and check.people == 1 and check.whole and check.size == (40, 85)
+    whole = e.check_photo(frame)                              # a whole frame: the largest upright person
+    assert whole.people >= 3 and not whole.whole
+    x1, y1, x2, y2 = whole.box
+    assert y2 - y1 > x2 - x1
+    bag = tmp_path / "bag.png"
+    cv2.imwrite(str(bag), frame[480:535, 60:170])            # a yellow bag on the lawn: a "Fall" to YOLO
+    with pytest.raises(QueryError, match=r"bag\.png: no standing or walking person found"):
+        e.check_photo(bag)
+    with pytest.raises(QueryError, match="no person found"):
+        e.check_photo(np.full((200, 100, 3), 90, np.uint8))
