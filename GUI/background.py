@@ -3,8 +3,12 @@
 :class:`Background` holds the window's ``core.engine.Engine`` (built on a worker
 thread, since loading the models takes seconds) and starts the jobs of
 :mod:`GUI.workers` with it: index + search, the library listing, thumbnails and
-hit images. It re-emits what the jobs report as its own signals, on the GUI
-thread, so the window only connects to one object.
+hit images; :meth:`Background.run` starts the jobs other parts of the window define
+(reopening a search, checking photos, exporting clips). It re-emits what the jobs
+report as its own signals, on the GUI thread, so the window only connects to one
+object. It also holds the player's readers (:mod:`GUI.readers`): the frames of the
+open video and the people's boxes, so no frame is decoded and no box is read on the
+GUI thread.
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from core.errors import ReidSearchError
 from core.types import Hit, TrackedBoxes
 from core.video import open_source
+from GUI.readers import READER_JOBS, BoxReader, FrameReader
 from GUI.settings import AppSettings
 from GUI.workers import (
     Job,
@@ -40,6 +44,17 @@ THUMB_JOB = "thumbnails"
 ENGINE_JOB = "load models"
 SAVE_JOB = "save images"
 LIBRARY_JOB = "library"
+EVIDENCE_JOB = "export clips"
+PROGRESS_JOBS = (INDEX_JOB, SAVE_JOB, EVIDENCE_JOB)
+"""Jobs whose progress the status bar shows (with Cancel)."""
+
+
+class _Relay(QObject):
+    """Re-emits a job's signals on the thread it lives in (see :meth:`Background.run`)."""
+
+    result = Signal(object)
+    progress = Signal(object)
+    error = Signal(str)
 
 
 def engine_factory(settings: AppSettings, db: Path) -> Callable[[], Engine]:
@@ -99,10 +114,41 @@ class Background(QObject):
         self._pending: list[Callable[[], object]] = []
         self._closing = False
         self._library_dirty = False
+        self.frames = FrameReader(self.runner, self)
+        self.boxes = BoxReader(self.runner, lambda: self.engine, self)
+        self.libraryLoaded.connect(lambda _snapshot: self.boxes.clear())  # a video may be indexed now
 
     def busy(self, name: str | None = None) -> bool:
-        """Whether a job (called ``name``) is running."""
+        """Whether a job (called ``name``; any but the player's readers) is running."""
+        if name is None:
+            return any(job.name not in READER_JOBS for job in self.runner.running())
         return self.runner.busy(name)
+
+    def showing_progress(self) -> bool:
+        """Whether a job whose progress the status bar shows is running (:data:`PROGRESS_JOBS`)."""
+        return any(self.runner.busy(name) for name in PROGRESS_JOBS)
+
+    def run(self, name: str, body: Callable[[Job], object], *,
+            result: Callable[[object], object] | None = None,
+            progress: Callable[[object], object] | None = None,
+            error: Callable[[str], object] | None = None) -> Job:
+        """Start a job: ``body(job)`` on its own thread; its result, progress and error go to these slots.
+
+        Errors go to :attr:`error` unless ``error`` is given; :attr:`jobFinished` follows the end.
+        """
+        job = self._job(name, body)
+        # A plain callable connected to the job's signals would run on the job's thread: the relay,
+        # a QObject of this (the GUI) thread, receives them queued and calls them here.
+        relay = _Relay(self)
+        for signal, there, call in ((job.result, relay.result, result),
+                                    (job.progress, relay.progress, progress),
+                                    (job.error, relay.error, error or self.error.emit)):
+            signal.connect(there)
+            if call is not None:
+                there.connect(call)
+        job.finished.connect(relay.deleteLater)
+        self.runner.start(job)
+        return job
 
     def cancel(self, *names: str) -> None:
         """Ask the jobs of these names to stop (indexing resumes next time)."""
@@ -121,6 +167,7 @@ class Background(QObject):
         if self.busy(INDEX_JOB) or self.busy(ENGINE_JOB):
             return False
         if self.engine is not None:
+            self.boxes.clear()
             self.engine.close()
             self.engine = None
         job = self._job(ENGINE_JOB, load_engine_body(engine_factory(settings, db)))
@@ -151,14 +198,14 @@ class Background(QObject):
         self.engineFailed.emit(text)
 
     def boxes_at(self, video: VideoInfo | None, frame_index: int) -> TrackedBoxes | None:
-        """The tracked people of a library video at a frame (``None``: no engine, not indexed)."""
-        engine = self.engine
-        if engine is None or video is None or video.status == "not indexed" and video.tracks == 0:
+        """The tracked people of a library video at a frame, if read already (never waits).
+
+        ``None`` when there is no engine, the video is not indexed, or its boxes are being read
+        (then :attr:`boxes` emits ``spanLoaded`` when they are in).
+        """
+        if self.engine is None or video is None or video.status == "not indexed" and video.tracks == 0:
             return None
-        try:
-            return engine.boxes_at(video.id, frame_index)  # by id: no path lookup on the GUI thread
-        except ReidSearchError:
-            return None
+        return self.boxes.at(video.id, frame_index)  # by id: no path lookup
 
     # ------------------------------------------------------------------ jobs
     def refresh_library(self) -> None:
@@ -219,6 +266,8 @@ class Background(QObject):
     def close(self) -> None:
         """Stop every job, wait for the threads, and close the engine."""
         self._closing = True
+        self.frames.close()
+        self.boxes.close()
         self.runner.stop_all()
         if self.engine is not None:
             self.engine.close()

@@ -5,11 +5,41 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QMessageBox,
+    QVBoxLayout,
+    QWidget,
+)
 
-from core.video import VIDEO_EXTENSIONS
-from GUI.query_panel import IMAGE_SUFFIXES
+from core.errors import ReidSearchError
+from core.video import VIDEO_EXTENSIONS, video_files
+from GUI.query_panel import IMAGE_SUFFIXES, is_image_file
 from GUI.settings import APPLICATION
+
+
+def videos_in(folder: str | Path) -> list[str]:
+    """The videos of a folder (not recursive), in natural name order.
+
+    Raises:
+        ReidSearchError: The folder has no video (one sentence naming it and the endings looked for).
+    """
+    folder = Path(folder)
+    videos = [str(p) for p in video_files(folder)] if folder.is_dir() else []
+    if not videos:
+        raise ReidSearchError(f"{folder}: no video files found in this folder "
+                              f"(looked for {', '.join(VIDEO_EXTENSIONS)}).")
+    return videos
+
+
+def sort_dropped(files: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
+    """Files dropped on the window as ``(photos, videos, folders)``."""
+    images = [f for f in files if is_image_file(f)]
+    folders = [f for f in files if Path(f).is_dir()]
+    return images, [f for f in files if f not in images and f not in folders], folders
 
 
 class FileDialogs:
@@ -17,7 +47,8 @@ class FileDialogs:
 
     Args:
         parent: The window the dialogs belong to.
-        last_dir: Returns the folder of the last dialog (``""``: the home folder).
+        last_dir: Returns the folder to start in: the last one used, or that of the last video
+            opened (``""``: the home folder).
         remember: Called with the folder of each file or folder chosen.
     """
 
@@ -26,7 +57,8 @@ class FileDialogs:
         self._last_dir = last_dir
         self._remember_dir = remember
 
-    def _start(self) -> str:
+    def start_folder(self) -> str:
+        """Where the next dialog starts: the folder last used (the home folder when there is none)."""
         return self._last_dir() or str(Path.home())
 
     def _remember(self, path: str) -> None:
@@ -34,7 +66,7 @@ class FileDialogs:
 
     def _files(self, title: str, kind: str, suffixes: Sequence[str]) -> list[str]:
         pattern = " ".join(f"*{s}" for s in suffixes)
-        files, _ = QFileDialog.getOpenFileNames(self.parent, title, self._start(),
+        files, _ = QFileDialog.getOpenFileNames(self.parent, title, self.start_folder(),
                                                 f"{kind} ({pattern});;All files (*)")
         if files:
             self._remember(files[0])
@@ -50,14 +82,14 @@ class FileDialogs:
 
     def folder(self, title: str) -> str:
         """A folder (``""`` if cancelled)."""
-        folder = QFileDialog.getExistingDirectory(self.parent, title, self._start())
+        folder = QFileDialog.getExistingDirectory(self.parent, title, self.start_folder())
         if folder:
             self._remember(folder)
         return folder
 
     def export_file(self) -> str:
         """A ``.csv`` or ``.json`` file to export hits to (``""`` if cancelled)."""
-        start = str(Path(self._start()) / "hits.csv")
+        start = str(Path(self.start_folder()) / "hits.csv")
         path, chosen = QFileDialog.getSaveFileName(self.parent, "Export hits", start,
                                                    "CSV spreadsheet (*.csv);;JSON (*.json)")
         if not path:
@@ -75,3 +107,17 @@ def show_about(parent: QWidget, db_path: Path) -> None:
                       "detected (YOLO), tracked, described by a ReID model and searched with FAISS. "
                       "Index a video once, search many people instantly.</p>"
                       f"<p>Library: {db_path}</p>")
+
+
+def lay_out_dialog(dialog: QDialog, form: QFormLayout, note: QWidget, ok_text: str = "") -> None:
+    """Lay a dialog out: its form, a note under it, then OK (named ``ok_text`` when given) and Cancel."""
+    std = QDialogButtonBox.StandardButton
+    buttons = QDialogButtonBox(std.Ok | std.Cancel)
+    if ok_text:
+        buttons.button(std.Ok).setText(ok_text)
+    buttons.accepted.connect(dialog.accept)
+    buttons.rejected.connect(dialog.reject)
+    layout = QVBoxLayout(dialog)
+    layout.addLayout(form)
+    layout.addWidget(note)
+    layout.addWidget(buttons)

@@ -1,8 +1,9 @@
 """The library panel: videos in the database (and ones just opened), with their past queries.
 
 Each video has a check box: the checked videos are the ones a search covers, so
-several videos (or a whole folder) can be searched at once. Double-clicking a
-video opens it; double-clicking a past query reopens it with its hits.
+several videos (or a whole folder) can be searched at once. One click on a video
+shows it; one click on a past search reopens it with its hits (so do Enter and a
+double click; a click on a check box only checks).
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QElapsedTimer, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QHBoxLayout,
+    QApplication,
     QHeaderView,
     QLabel,
     QPushButton,
@@ -25,7 +26,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.text import format_time
+from core.text import format_time, plural
+from GUI.query_panel import photo_name
 from GUI.window_model import norm_path
 
 if TYPE_CHECKING:
@@ -74,19 +76,20 @@ class LibraryPanel(QWidget):
         self._queries: dict[int, tuple[QueryInfo, ...]] = {}
 
         self.tree = QTreeWidget()
-        self.tree.setColumnCount(3)
-        self.tree.setHeaderLabels(["Video", "Status", "Length"])
+        self.tree.setColumnCount(2)
+        self.tree.setHeaderLabels(["Video", "Status"])  # the status says the length too: "indexed, 1:19"
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.tree.setAlternatingRowColors(True)
         header = self.tree.header()
-        header.setStretchLastSection(False)
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)  # the names are whole; a status is cut first in a narrow column
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         self.tree.itemActivated.connect(self._activated)
+        self.tree.itemClicked.connect(self._clicked)
         self.tree.itemChanged.connect(self._item_changed)
-        self.tree.setToolTip("Checked videos are searched together. Double-click a video to open it, "
-                             "or a past query to see its hits again.")
+        self.tree.setToolTip("Click a video to show it, or a past search to see its hits again. "
+                             "Checked videos are searched together.")
+        self._toggled: QTreeWidgetItem | None = None  # the item whose check box this click changed
+        self._last_activation: tuple[object, QElapsedTimer] | None = None
 
         self.open_button = QPushButton("Open video...")
         self.open_button.clicked.connect(self.openRequested)
@@ -95,7 +98,7 @@ class LibraryPanel(QWidget):
         self.summary = QLabel("")
         self.summary.setObjectName("hint")
         self.summary.setWordWrap(True)
-        buttons = QHBoxLayout()
+        buttons = QVBoxLayout()  # one above the other: the library column may be narrow
         buttons.addWidget(self.open_button)
         buttons.addWidget(self.folder_button)
         layout = QVBoxLayout(self)
@@ -139,15 +142,19 @@ class LibraryPanel(QWidget):
             for key, info in self._infos.items():
                 item = self._video_item(key, info.status, format_time(info.duration_s, precise=False))
                 item.setToolTip(0, f"{info.path}\n{info.width} x {info.height}, {info.fps:g} fps, "
-                                   f"{info.frame_count} frames\n{info.tracks} tracks, {info.status}")
+                                   f"{plural(info.frame_count, 'frame')}\n{plural(info.tracks, 'track')}, "
+                                   f"{info.status}")
                 for q in self._queries.get(info.id, ()):
-                    names = ", ".join(Path(p).name for p in q.photos)
-                    child = QTreeWidgetItem(item, [f"{_when(q.created)}  {names}  ({q.hits} hits)"])
+                    names = ", ".join(photo_name(p) for p in q.photos)
+                    child = QTreeWidgetItem(item, [f"{_when(q.created)}  {names}  "
+                                                   f"({plural(q.hits, 'candidate')})"])
                     child.setFirstColumnSpanned(True)
                     child.setData(0, QUERY_ROLE, int(q.id))
                     child.setData(0, PATH_ROLE, key)
-                    child.setToolTip(0, f"Query #{q.id}, {q.created}: double-click to see its {q.hits} hits "
-                                        "again\n" + "\n".join(q.photos))
+                    child.setToolTip(0, f"Search #{q.id} of {q.created[:16].replace('T', ' ')}: click to see "
+                                        f"its hits again ({plural(q.hits, 'candidate')} stored; the "
+                                        "threshold "
+                                        "picks the hits among them)\n" + "\n".join(q.photos))
                 item.setExpanded(key in expanded)
             for key in self._pending:
                 item = self._video_item(key, "not indexed", "")
@@ -155,10 +162,17 @@ class LibraryPanel(QWidget):
         finally:
             self.tree.blockSignals(False)
         self.set_current(self._current)
-        n_checked = len(self.checked_paths())
-        self.summary.setText(f"{self.tree.topLevelItemCount()} videos, {n_checked} checked for search"
-                             if self.tree.topLevelItemCount() else "No videos yet.")
+        self._show_summary()
         self._checks_may_have_changed()
+
+    def _show_summary(self) -> None:
+        count = self.tree.topLevelItemCount()
+        self.summary.setText(f"{plural(count, 'video')}, {len(self.checked_paths())} checked for search"
+                             if count else "No videos yet.")
+
+    def indexed_count(self) -> int:
+        """Videos of the library indexed with the models in use."""
+        return sum(1 for info in self._infos.values() if info.status == "indexed")
 
     def _checks_may_have_changed(self) -> None:
         checked = self.checked_paths()
@@ -167,7 +181,7 @@ class LibraryPanel(QWidget):
             self.checkedChanged.emit()
 
     def _video_item(self, key: str, status: str, length: str) -> QTreeWidgetItem:
-        item = QTreeWidgetItem(self.tree, [Path(key).name, status, length])
+        item = QTreeWidgetItem(self.tree, [Path(key).name, f"{status}, {length}" if length else status])
         item.setData(0, PATH_ROLE, key)
         item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
         item.setCheckState(0, Qt.CheckState.Checked if key in self._checked else Qt.CheckState.Unchecked)
@@ -235,15 +249,30 @@ class LibraryPanel(QWidget):
         key = item.data(0, PATH_ROLE)
         if column != 0 or item.parent() is not None or not key:
             return
-        if item.checkState(0) == Qt.CheckState.Checked:
+        checked = item.checkState(0) == Qt.CheckState.Checked
+        if checked == (key in self._checked):
+            return  # another change of the row (its font), not of its check box
+        if checked:
             self._checked.add(key)
         else:
             self._checked.discard(key)
-        self.summary.setText(f"{self.tree.topLevelItemCount()} videos, {len(self.checked_paths())} checked "
-                             "for search")
+        self._toggled = item
+        self._show_summary()
         self._checks_may_have_changed()
 
+    def _clicked(self, item: QTreeWidgetItem, column: int) -> None:
+        toggled, self._toggled = self._toggled, None
+        if toggled is not item:  # a click on the check box only checks
+            self._activated(item, column)
+
     def _activated(self, item: QTreeWidgetItem, _column: int) -> None:
+        # A double click is a click, then an activation: the second one of the same row is dropped.
+        last = self._last_activation
+        if last is not None and last[0] is item and last[1].elapsed() < QApplication.doubleClickInterval():
+            return
+        timer = QElapsedTimer()
+        timer.start()
+        self._last_activation = (item, timer)
         query_id = item.data(0, QUERY_ROLE)
         path = item.data(0, PATH_ROLE)
         if query_id is not None:

@@ -32,15 +32,15 @@ from PySide6.QtWidgets import QMessageBox
 
 from core import paths
 from core.errors import ReidSearchError
-from core.search import DEFAULT_THRESHOLD
 from core.types import Hit, TrackedBoxes
-from core.video import VIDEO_EXTENSIONS, video_files
 from GUI.background import INDEX_JOB, SAVE_JOB, Background, describe_engine
-from GUI.dialogs import FileDialogs, show_about
+from GUI.dialogs import FileDialogs, show_about, sort_dropped, videos_in
+from GUI.evidence import EvidenceExport
 from GUI.icons import app_icon
 from GUI.player import Player
 from GUI.progress import ProgressDisplay
-from GUI.query_panel import is_image_file, save_crop
+from GUI.query_control import QueryControl
+from GUI.query_panel import save_crop
 from GUI.search_control import SearchControl
 from GUI.settings import APPLICATION, AppSettings, SettingsStore
 from GUI.window_model import WindowModel, same_path
@@ -92,9 +92,11 @@ class MainWindow(WindowUi):
         self.jobs = Background(self)
         self.dialogs = FileDialogs(self, lambda: self.settings.last_dir, self._remember_dir)
         self.progress = ProgressDisplay(self.progress_label, self.progress_bar, self.cancel_button)
-        self.search = SearchControl(self.model, self.jobs, self.progress, self.start_engine, self)
-        self.player = Player(self.model, view=self.view, timeline=self.timeline, position=self.position,
-                             time_label=self.time_label, frame_label=self.frame_label,
+        self.query = QueryControl(self.queries, self.model, self.jobs, self)
+        self.search = SearchControl(self.model, self.jobs, self.progress, self.query, self.start_engine, self)
+        self.evidence = EvidenceExport(self.model, self.jobs, self.progress, self.dialogs, self)
+        self.player = Player(self.model, reader=self.jobs.frames, view=self.view, timeline=self.timeline,
+                             position=self.position, time_label=self.time_label, frame_label=self.frame_label,
                              play_action=self.act_play, boxes_at=self._boxes_at, parent=self)
         self.setWindowTitle(APPLICATION)
         self.setWindowIcon(app_icon())
@@ -119,8 +121,9 @@ class MainWindow(WindowUi):
         for act, slot in ((self.act_open, self.choose_video), (self.act_open_folder, self.choose_folder),
                           (self.act_add_photo, self.choose_photos), (self.act_search, self.start_search),
                           (self.act_index, lambda: self.start_search(index_only=True)),
-                          (self.act_cancel, self.search.cancel), (self.act_export, self.choose_export),
+                          (self.act_cancel, self.cancel_work), (self.act_export, self.choose_export),
                           (self.act_save_images, self.choose_image_folder),
+                          (self.act_export_clips, self.evidence.choose),
                           (self.act_settings, self.open_settings), (self.act_quit, self.close),
                           (self.act_sample, self.try_sample),
                           (self.act_about, lambda: show_about(self, self.db_path())),
@@ -131,7 +134,7 @@ class MainWindow(WindowUi):
         self.open_button.clicked.connect(self.choose_video)
         self.sample_button.clicked.connect(self.try_sample)
         self.search_button.clicked.connect(self.start_search)
-        self.cancel_button.clicked.connect(self.search.cancel)
+        self.cancel_button.clicked.connect(self.cancel_work)
         self.recent_menu.aboutToShow.connect(
             lambda: self.fill_recent_menu(self.settings.recent_videos, self.open_video))
 
@@ -140,17 +143,19 @@ class MainWindow(WindowUi):
         self.timeline.hitClicked.connect(self.show_hit)
         self.library.openRequested.connect(self.choose_video)
         self.library.openFolderRequested.connect(self.choose_folder)
-        self.library.videoActivated.connect(lambda p: self.open_video(p, check="keep"))
+        self.library.videoActivated.connect(self._library_video)
         self.library.queryActivated.connect(self.open_query)
         self.library.checkedChanged.connect(
             lambda: setattr(self.model, "checked_videos", self.library.checked_paths()))
         self.queries.addRequested.connect(self.choose_photos)
         self.queries.problem.connect(lambda text: self.show_message("error", text))
         self.queries.changed.connect(lambda: setattr(self.model, "photos", self.queries.photos()))
+        self.query.message.connect(self.show_message)
         self.results.hitActivated.connect(self.show_hit)
         self.results.thresholdChanged.connect(lambda value: setattr(self.model, "threshold", value))
         self.player.frameShown.connect(self.frameShown)
         self.player.problem.connect(lambda text: self.show_message("error", text))
+        self.jobs.boxes.spanLoaded.connect(self.player.refresh_boxes)
 
     def _connect_model_and_jobs(self) -> None:
         events = self.model.events
@@ -163,13 +168,16 @@ class MainWindow(WindowUi):
         jobs.engineFailed.connect(self._engine_failed)
         jobs.libraryLoaded.connect(self._library_loaded)
         jobs.thumbnailReady.connect(self._on_thumbnail)
-        jobs.error.connect(lambda text: self.show_message("error", text))
+        jobs.error.connect(lambda text: self.show_message("error", self.query.friendly(text)))
         jobs.jobFinished.connect(self._job_done)  # after SearchControl's: the progress is updated first
         jobs.jobsChanged.connect(self._update_actions)
         self.search.message.connect(self.show_message)
         self.search.status.connect(self.statusBar().showMessage)
         self.search.progressShown.connect(self.progressShown)
         self.search.searchFinished.connect(self.searchFinished)
+        self.search.reopened.connect(self._show_reopened)
+        self.evidence.message.connect(self.show_message)
+        self.evidence.progressShown.connect(self.progressShown)
 
     # ================================================================== messages
     def show_message(self, level: str, text: str) -> None:
@@ -179,7 +187,7 @@ class MainWindow(WindowUi):
             level: ``"error"``, ``"warning"`` or ``"info"``.
             text: One readable sentence (or a few).
         """
-        log.info("%s: %s", level, text)
+        log.log({"error": logging.ERROR, "warning": logging.WARNING}.get(level, logging.INFO), "%s", text)
         self.statusBar().showMessage(text, 8000 if level == "info" else 20000)
         self.messageShown.emit(level, text)
         if level in ("error", "warning") and self._interactive and not self._closing:
@@ -215,12 +223,15 @@ class MainWindow(WindowUi):
     @Slot(str)
     def _engine_failed(self, text: str) -> None:
         self.device_label.setText("Models not loaded")
+        self.progress.set_visible(self.jobs.showing_progress())
         self.show_message("error", text)
 
     @Slot(object)
     def _library_loaded(self, snapshot: LibrarySnapshot) -> None:
         self.library.set_library(snapshot.videos, snapshot.queries_by_video())
         self.library.set_current(self.model.video_path)
+        self.set_welcome(sum(1 for v in snapshot.videos if v.status == "indexed"),
+                         sum(len(q) for _, q in snapshot.queries))
         self._update_actions()
         self.player.refresh_boxes()  # the people's boxes may be known now
         self.libraryRefreshed.emit()
@@ -232,6 +243,10 @@ class MainWindow(WindowUi):
     # ================================================================== opening things
     def _remember_dir(self, folder: str) -> None:
         self.settings = replace(self.settings, last_dir=folder)
+
+    def _library_video(self, path: str) -> None:
+        if self.model.video_path is None or not same_path(path, self.model.video_path):
+            self.open_video(path, check="keep")
 
     def choose_video(self) -> None:
         """Ask for video files and open them."""
@@ -246,21 +261,15 @@ class MainWindow(WindowUi):
     def choose_photos(self) -> None:
         """Ask for query photos."""
         if files := self.dialogs.photos():
-            self.queries.add_photos(files)
+            self.query.add_files(files)
 
     def open_folder(self, folder: str | Path) -> list[str]:
         """Open every video in ``folder`` (not recursive); they are all checked for searching."""
-        folder = Path(folder)
         try:
-            videos = [str(p) for p in video_files(folder)] if folder.is_dir() else []
+            return self.open_videos(videos_in(folder))
         except ReidSearchError as err:
             self.show_message("error", str(err))
             return []
-        if not videos:
-            self.show_message("error", f"{folder}: no video files found in this folder "
-                                       f"(looked for {', '.join(VIDEO_EXTENSIONS)}).")
-            return []
-        return self.open_videos(videos)
 
     def open_videos(self, files: Sequence[str | Path]) -> list[str]:
         """Open several videos: the first is shown, all are listed and checked for searching."""
@@ -296,25 +305,24 @@ class MainWindow(WindowUi):
         self.show_empty_state(False)
         self.library.video_opened(path, check)
         self.settings = self.settings.with_recent(self.model.video_path or path)
+        if not same_path(path, SAMPLE_CLIP):  # the next file dialog starts where this video is
+            self._remember_dir(str(Path(path).resolve().parent))
         self.setWindowTitle(f"{Path(path).name} - {APPLICATION}")
         self.player.show_frame(0)
         self._update_actions()
         return True
 
     def open_query(self, query_id: int, video_path: str = "") -> bool:
-        """Reopen a past search: its photos, its hits, and its video."""
-        result = self.search.reopen(query_id)
-        if result is None:
-            return False
-        info = self.library.query_info(query_id)
-        if info is not None:
-            self.queries.set_photos(list(info.photos))
+        """Reopen a past search (read on a worker): its photos, its hits, and its video follow."""
+        return self.search.reopen(query_id, video_path)
+
+    def _show_reopened(self, result: SearchResult, video_path: str) -> None:
+        self.query.set_photos(list(result.photos))
         target = video_path or (result.hits[0].video_path if result.hits else "")
         current = self.model.video_path
         if target and (current is None or not same_path(target, current)):
             self.open_video(target, check="keep")
         self.model.result = result
-        return True
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: D102 - Qt override
         if event.mimeData().hasUrls():
@@ -325,13 +333,12 @@ class MainWindow(WindowUi):
         if not files:
             return
         event.acceptProposedAction()
-        images = [f for f in files if is_image_file(f)]
+        images, videos, folders = sort_dropped(files)
         if images:
-            self.queries.add_photos(images)
-        videos = [f for f in files if not is_image_file(f) and not Path(f).is_dir()]
+            self.query.add_files(images)
         if videos:
             self.open_videos(videos)
-        for folder in (f for f in files if Path(f).is_dir()):
+        for folder in folders:
             self.open_folder(folder)
 
     def open_initial(self, videos: Sequence[str], photos: Sequence[str], run: bool = False) -> None:
@@ -339,36 +346,39 @@ class MainWindow(WindowUi):
         if videos:
             self.open_videos(list(videos))
         if photos:
-            self.queries.add_photos(list(photos))
+            self.query.add_files(list(photos))
         if run and videos and photos:
             self.start_search()
 
     @Slot(QRect)
     def add_crop_query(self, rect: QRect) -> str | None:
-        """Turn a rectangle drawn on the current frame (image pixels) into a query photo.
+        """Turn a rectangle drawn on the frame shown (image pixels) into a query photo.
 
-        The crop is saved as a PNG next to the library database (so the stored
-        query keeps a path) and added to the query panel.
+        The crop is saved as a PNG next to the library database (so the stored query keeps a
+        path) and given to :class:`GUI.query_control.QueryControl`, which asks whether it is
+        the same person as the photos there, and checks that it shows a person.
 
         Returns:
-            The PNG path, or ``None`` if nothing was added.
+            The PNG path, or ``None`` if nothing was drawn.
         """
         frame = self.player.frame
         if frame is None:
             return None
-        index = self.player.frame_index
-        prefix = f"{Path(self.model.video_path or 'video').stem}_f{index:06d}"
+        prefix = f"{Path(self.model.video_path or 'video').name}_f{frame.index:06d}"
         try:
             out = save_crop(frame.image, rect, self.queries_dir(), prefix)
         except ValueError as exc:
             self.show_message("error", str(exc))
             return None
-        self.queries.add_photo(out)
-        self.show_message("info", f"Added the person at frame {index} as a query photo; "
-                                  "press Search to find them.")
+        self.query.add_drawn(out)
         return str(out)
 
     # ================================================================== search
+    def cancel_work(self) -> None:
+        """Stop indexing, saving images and exporting clips (Cancel, Esc)."""
+        self.search.cancel()
+        self.evidence.cancel()
+
     def start_search(self, index_only: bool = False) -> bool:
         """Index the videos in scope if needed, then search the photos in them (see ``SearchControl``)."""
         return self.search.start(index_only)
@@ -381,7 +391,8 @@ class MainWindow(WindowUi):
     # ================================================================== results
     def _show_result(self, result: SearchResult | None) -> None:
         self.results.set_result(result, self.model.score_range)
-        notes = result.notes if result is not None else ()
+        # A result's notes start with one per photo: the query panel says those (see QueryControl).
+        notes = result.notes[len(result.photos):] if result is not None else ()
         self.notes_label.setText("\n".join(notes))
         self.notes_label.setVisible(bool(notes))
         if self.model.video_path is None and result is not None and result.hits:
@@ -430,20 +441,19 @@ class MainWindow(WindowUi):
             return False
         if not self.open_video(SAMPLE_CLIP, check="only"):
             return False
-        self.queries.clear()
-        self.queries.add_photo(SAMPLE_QUERY)
+        self.query.clear()
+        self.query.add_files([str(SAMPLE_QUERY)])
         return self.start_search()
 
     def open_settings(self) -> None:
         """Show the Settings dialog; apply (and rebuild the engine) when accepted."""
-        from GUI.settings_dialog import SettingsDialog
+        from GUI.settings_dialog import edit_settings
 
-        engine = self.jobs.engine
-        providers = dict(engine.providers) if engine is not None else {}
-        notes = engine.notes if engine is not None else ()
-        dialog = SettingsDialog(self.settings, providers, notes, DEFAULT_THRESHOLD, self)
-        if dialog.exec() == SettingsDialog.DialogCode.Accepted:
-            self.apply_settings(dialog.result_settings())
+        new = edit_settings(self, self.settings, self.jobs.engine, db_in_use=self.db_path(),
+                            db_from_command_line=self._db_override is not None,
+                            indexed_videos=self.library.indexed_count())
+        if new is not None:
+            self.apply_settings(new)
 
     def apply_settings(self, new: AppSettings) -> None:
         """Use new settings: save them, move the threshold, rebuild the engine if needed."""
@@ -465,10 +475,11 @@ class MainWindow(WindowUi):
         self.act_search.setEnabled(not busy and self.model.can_search)
         self.search_button.setEnabled(self.act_search.isEnabled())
         self.act_index.setEnabled(not busy and bool(self.model.scope))
-        self.act_cancel.setEnabled(busy or saving)
+        self.act_cancel.setEnabled(self.jobs.showing_progress())
         has_hits = bool(self.model.visible_hits)
         self.act_export.setEnabled(has_hits)
         self.act_save_images.setEnabled(has_hits and not saving)
+        self.act_export_clips.setEnabled(has_hits and not self.evidence.busy)
         self.act_sample.setEnabled(not busy)
         self.sample_button.setEnabled(not busy)
         self.scope_label.setText(self.model.scope_text)
@@ -483,10 +494,9 @@ class MainWindow(WindowUi):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: D102 - Qt override
         self._closing = True
-        self.player.pause()
+        self.player.close()
         self.jobs.close()
         self.settings = replace(self.settings, threshold=self.model.threshold_to_save())
         self.settings_store.save(self.settings)
         self.settings_store.save_geometry(self.saveGeometry(), QByteArray(self.main_split.saveState()))
-        self.player.close()
         super().closeEvent(event)

@@ -1,46 +1,62 @@
 """The player: the open video, the frame shown with the people's boxes, seeking and playback.
 
-:class:`Player` owns the video source (``core.video.VideoSource``) and the transport
-widgets (video view, timeline, position slider, time and frame labels, play action).
+:class:`Player` drives the transport widgets (video view, timeline, position slider, time
+and frame labels, play action). It never decodes a frame or reads the library on the GUI
+thread: frames come from a :class:`GUI.readers.FrameReader` (which owns the video source)
+and the boxes from a ``boxes_at`` that answers from a cache filled off the GUI thread
+(:class:`GUI.readers.BoxReader`). So a seek moves the position, the labels and the
+timeline at once, and the picture follows when it is decoded; :attr:`Player.frameShown`
+says when. Playing follows the clock: a frame that is late is skipped, not waited for.
+
 It observes the window's model (:class:`GUI.window_model.WindowModel`): the hits of the
-current video go on the timeline, and the boxes drawn over the frame are coloured by
-whether the person is a hit (amber) or the selected hit (green).
+current video go on the timeline, and the boxes drawn over the frame are coloured as the
+hits list and the timeline colour them (by score), the selected hit's box in bright green.
 """
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QApplication, QLabel, QSlider, QStyle
 
 from core.errors import ReidSearchError
 from core.text import format_time
 from core.types import Frame, Hit, TrackedBoxes
-from core.video import VideoSource, open_source
-from GUI.timeline import Timeline
+from core.video import open_source
+from GUI.readers import FrameReader, ShownFrame
+from GUI.timeline import Timeline, score_color
 from GUI.video_view import OverlayBox, VideoView
-from GUI.window_model import WindowModel, same_path
-from GUI.workers import bgr_to_qimage
+from GUI.window_model import DEFAULT_SCORE_RANGE, WindowModel, same_path
 
 BoxesAt = Callable[[int], TrackedBoxes | None]
-"""``boxes_at(frame_index)``: the tracked people of the current video at a frame, if indexed."""
+"""``boxes_at(frame_index)``: the tracked people of the current video at a frame, if indexed and
+already read (never waits: ``None`` while they are read, then :meth:`Player.refresh_boxes`)."""
+
+
+def widest(text: str) -> str:
+    """``text`` with every digit made an ``8`` (the widest digit): a label of that width never grows."""
+    return re.sub(r"\d", "8", text)
 
 
 def overlay_boxes(boxes: TrackedBoxes | None, hits: tuple[Hit, ...], selected: Hit | None,
-                  frame_index: int) -> tuple[OverlayBox, ...]:
+                  frame_index: int, score_range: tuple[float, float] = DEFAULT_SCORE_RANGE,
+                  ) -> tuple[OverlayBox, ...]:
     """The boxes to draw over one frame.
 
     Args:
-        boxes: The tracked people at this frame (``None``: not indexed).
+        boxes: The tracked people at this frame (``None``: not indexed, or not read yet).
         hits: The visible hits of this video.
         selected: The selected hit, if it is in this video.
         frame_index: The frame shown.
+        score_range: ``(low, high)`` of the score colours (the hits list's and the timeline's).
 
     Returns:
-        One box per person (``"selected"``, ``"match"`` or ``"person"``), plus the selected
-        hit's best box on its best frame when the tracks do not give it.
+        One box per person (``"selected"``, ``"match"`` coloured by score, or ``"person"``),
+        plus the selected hit's best box on its best frame when the tracks do not give it.
     """
     by_track = {h.track_id: h for h in hits}
     out: list[OverlayBox] = []
@@ -53,7 +69,9 @@ def overlay_boxes(boxes: TrackedBoxes | None, hits: tuple[Hit, ...], selected: H
                                       selected.score))
                 seen_selected = True
             elif hit is not None:
-                out.append(OverlayBox(tuple(box), f"{hit.score:.2f}", "match", tid, hit.score))
+                c = score_color(hit.score, *score_range)
+                out.append(OverlayBox(tuple(box), f"{hit.score:.2f}", "match", tid, hit.score,
+                                      (c.red(), c.green(), c.blue())))
             else:
                 out.append(OverlayBox(tuple(box), f"#{tid}", "person", tid))
     if selected is not None and not seen_selected and frame_index == selected.best_frame:
@@ -67,28 +85,38 @@ class Player(QObject):
 
     Args:
         model: The window's model (current video, hits, selection).
+        reader: Decodes frames off the GUI thread.
         view: Paints the frame and the boxes.
         timeline: The hits of this video and the position marker.
         position: The position slider.
         time_label: ``time / duration``.
         frame_label: ``frame i / last``.
         play_action: Play/pause (its icon and text follow the state).
-        boxes_at: The tracked people at a frame of the current video.
+        boxes_at: The tracked people at a frame of the current video (never waits).
         parent: Owner.
 
+    Attributes:
+        frame_index: The position: the frame asked for last (shown once decoded).
+        frame: The frame on screen (``None`` before the first arrives).
+        shown_index: Its index (-1 before the first).
+        path: The open video (``None`` when none is).
+        frame_count: Its frames.
+        fps: Its frame rate.
+
     Signals:
-        frameShown(int): A frame was decoded and shown.
+        frameShown(int): A frame was decoded and is on screen.
         problem(str): A readable sentence about a video that cannot be opened or read.
     """
 
     frameShown = Signal(int)
     problem = Signal(str)
 
-    def __init__(self, model: WindowModel, *, view: VideoView, timeline: Timeline, position: QSlider,
-                 time_label: QLabel, frame_label: QLabel, play_action: QAction, boxes_at: BoxesAt,
-                 parent: QObject | None = None) -> None:
+    def __init__(self, model: WindowModel, *, reader: FrameReader, view: VideoView, timeline: Timeline,
+                 position: QSlider, time_label: QLabel, frame_label: QLabel, play_action: QAction,
+                 boxes_at: BoxesAt, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.model = model
+        self.reader = reader
         self.view = view
         self.timeline = timeline
         self.position = position
@@ -96,13 +124,19 @@ class Player(QObject):
         self.frame_label = frame_label
         self.play_action = play_action
         self.boxes_at = boxes_at
-        self.source: VideoSource | None = None
+        self.path: str | None = None
+        self.frame_count = 0
+        self.fps = 0.0
         self.frame: Frame | None = None
         self.frame_index = 0
+        self.shown_index = -1
         self.boxes: TrackedBoxes | None = None
+        self._play_from = (0, 0.0)
         self._timer = QTimer(self)
         self._timer.setTimerType(Qt.TimerType.PreciseTimer)
         self._timer.timeout.connect(self._tick)
+        reader.frameRead.connect(self._frame_read)
+        reader.failed.connect(self._read_failed)
         timeline.seekRequested.connect(self.seek)
         position.valueChanged.connect(self._slider_moved)
         model.events.result.connect(self.refresh_hits)
@@ -111,7 +145,7 @@ class Player(QObject):
 
     # ------------------------------------------------------------------ the video
     def open(self, path: str) -> bool:
-        """Open ``path`` and make it the model's current video (frame 0 is not shown yet).
+        """Open ``path`` and make it the model's current video (frame 0 is not asked for yet).
 
         Returns:
             True if the video could be read; otherwise :attr:`problem` says why.
@@ -132,58 +166,84 @@ class Player(QObject):
                 self.problem.emit(str(exc))
                 return False
         self.pause()
-        self.close()
-        self.source = source
+        self.path = path
+        self.frame_count = source.frame_count
+        self.fps = source.fps if source.fps and source.fps > 0 else 25.0
+        self.reader.open(source)  # the reader's thread owns the source from now on
         self.frame = None
         self.frame_index = 0
+        self.shown_index = -1
         self.boxes = None
         self.position.blockSignals(True)
-        self.position.setRange(0, max(0, source.frame_count - 1))
-        self.position.setPageStep(max(1, int(round(source.fps or 10))))
+        self.position.setRange(0, max(0, self.frame_count - 1))
+        self.position.setPageStep(max(1, int(round(self.fps))))
         self.position.blockSignals(False)
-        self.timeline.set_video(source.frame_count, source.fps)
+        self._size_labels()
+        self.timeline.set_video(self.frame_count, self.fps)
         self.model.video_path = path
         self.refresh_hits()
         return True
 
     def close(self) -> None:
-        """Close the video source."""
-        if self.source is not None:
-            self.source.close()
-            self.source = None
+        """Stop reading the video."""
+        self.pause()
+        self.reader.close()
+        self.path = None
+
+    @property
+    def duration_s(self) -> float:
+        """Length of the open video in seconds."""
+        return self.frame_count / self.fps if self.fps else 0.0
+
+    def _size_labels(self) -> None:
+        """Fix the labels' widths to their widest text for this video, so the slider keeps its width."""
+        last = max(self.frame_count - 1, 0)
+        duration = format_time(self.duration_s)
+        for label, text in ((self.time_label, f"{duration} / {duration}"),
+                            (self.frame_label, f"frame {last} / {last}")):
+            label.setFixedWidth(label.fontMetrics().horizontalAdvance(widest(text)) + 10)
 
     def show_frame(self, index: int) -> bool:
-        """Decode and show frame ``index`` of the current video with its boxes."""
-        source = self.source
-        if source is None:
+        """Go to frame ``index`` of the current video: the position moves now, the picture when decoded."""
+        if self.path is None:
             return False
-        index = max(0, min(int(index), source.frame_count - 1))
-        try:
-            frame = source.read(index)
-        except ReidSearchError as exc:
-            self.pause()
-            self.problem.emit(str(exc))
-            return False
-        self.frame = frame
+        index = max(0, min(int(index), self.frame_count - 1))
         self.frame_index = index
-        self.boxes = self.boxes_at(index)
-        self.view.set_frame(bgr_to_qimage(frame.image), self._overlays())
         self.position.blockSignals(True)
         self.position.setValue(index)
         self.position.blockSignals(False)
-        fps = source.fps or 0.0
-        duration = source.frame_count / fps if fps else 0.0
-        self.time_label.setText(f"{format_time(frame.time_s)} / {format_time(duration)}")
-        self.frame_label.setText(f"frame {index} / {source.frame_count - 1}")
+        self._show_time(index / self.fps if self.fps else 0.0)
+        self.frame_label.setText(f"frame {index} / {self.frame_count - 1}")
         self.timeline.set_position(index)
-        self.frameShown.emit(index)
+        self.reader.request(index)
         return True
 
+    def _show_time(self, time_s: float) -> None:
+        self.time_label.setText(f"{format_time(time_s)} / {format_time(self.duration_s)}")
+
+    @Slot(object)
+    def _frame_read(self, shown: ShownFrame) -> None:
+        frame = shown.frame
+        self.frame = frame
+        self.shown_index = frame.index
+        self.boxes = self.boxes_at(frame.index)
+        self.view.set_frame(shown.image, self._overlays())
+        if frame.index == self.frame_index:
+            self._show_time(frame.time_s)  # the container's own time of the frame
+        self.frameShown.emit(frame.index)
+        if self.playing and frame.index >= self.frame_count - 1:
+            self.pause()
+
+    @Slot(int, str)
+    def _read_failed(self, index: int, text: str) -> None:
+        self.pause()
+        self.problem.emit(text)
+
     # ------------------------------------------------------------------ what is drawn
-    def refresh_boxes(self) -> None:
-        """Look the people's boxes up again (the library may know them now)."""
+    def refresh_boxes(self, *_: object) -> None:
+        """Look the people's boxes up again (they were read, or the library knows them now)."""
         if self.frame is not None:
-            self.boxes = self.boxes_at(self.frame_index)
+            self.boxes = self.boxes_at(self.shown_index)
             self.view.set_overlays(self._overlays())
 
     def refresh_hits(self, *_: object) -> None:
@@ -192,6 +252,10 @@ class Player(QObject):
         self.timeline.set_hits(hits, self.model.score_range)
         selected = self.model.selected_hit
         self.timeline.set_selected(selected if selected in hits else None)
+        if self.model.result is None:
+            self.timeline.set_empty_text("No search yet")
+        else:
+            self.timeline.set_empty_text(f"No hits in this video at or above {self.model.threshold:.2f}")
         if self.frame is not None:
             self.view.set_overlays(self._overlays())
 
@@ -205,21 +269,22 @@ class Player(QObject):
         selected = self.model.selected_hit
         if selected is not None and not same_path(selected.video_path, video or ""):
             selected = None
-        return overlay_boxes(self.boxes, self.model.hits_in(video), selected, self.frame_index)
+        return overlay_boxes(self.boxes, self.model.hits_in(video), selected, self.shown_index,
+                             self.model.score_range)
 
     # ------------------------------------------------------------------ transport
     def seek(self, index: int) -> None:
-        """Show frame ``index`` (pauses playback)."""
+        """Go to frame ``index`` (pauses playback)."""
         self.pause()
         self.show_frame(index)
 
     def step(self, delta: int) -> None:
         """Move ``delta`` frames (pauses playback)."""
-        if self.source is not None:
+        if self.path is not None:
             self.seek(self.frame_index + delta)
 
     def _slider_moved(self, value: int) -> None:
-        if self.source is not None and value != self.frame_index:
+        if self.path is not None and value != self.frame_index:
             self.pause()
             self.show_frame(value)
 
@@ -232,13 +297,12 @@ class Player(QObject):
 
     def play(self) -> None:
         """Play from the current frame at the video's frame rate."""
-        source = self.source
-        if source is None:
+        if self.path is None:
             return
-        if self.frame_index >= source.frame_count - 1:
+        if self.frame_index >= self.frame_count - 1:
             self.show_frame(0)
-        fps = source.fps if source.fps and source.fps > 0 else 25.0
-        self._timer.start(max(1, int(round(1000.0 / fps))))
+        self._play_from = (self.frame_index, time.monotonic())
+        self._timer.start(max(1, int(round(1000.0 / self.fps))))
         self._show_play_state(QStyle.StandardPixmap.SP_MediaPause, "&Pause")
 
     def pause(self) -> None:
@@ -257,8 +321,12 @@ class Player(QObject):
         self.play_action.setText(text)
 
     def _tick(self) -> None:
-        if self.source is None or self.frame_index >= self.source.frame_count - 1:
+        last = self.frame_count - 1
+        if self.path is None or (self.frame_index >= last and not self.reader.waiting):
             self.pause()
             return
-        if not self.show_frame(self.frame_index + 1):
-            self.pause()
+        if self.reader.waiting:
+            return  # the frame asked for is still being decoded: skip this tick, keep to the clock
+        start, t0 = self._play_from
+        due = start + int((time.monotonic() - t0) * self.fps)
+        self.show_frame(min(max(due, self.frame_index + 1), last))

@@ -1,29 +1,42 @@
-"""The status bar's account of background work: what runs, how far it is, its ETA, and Cancel."""
+"""The status bar's account of background work: what runs, how far it is, its ETA, and Cancel.
+
+The ETA is :class:`core.eta.EtaEstimator`'s: the speed of the last seconds of indexing (not
+the average since the start, which the first frames and the models' warm-up fool), plus the
+time the search takes after the last frame. While the models load, the label says so and
+counts the seconds.
+"""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton
 
-from core.text import format_time
+from core.eta import EtaEstimator
+from core.text import format_time, plural
 from core.types import IndexProgress
 from GUI.workers import Status
 
 
 class ProgressDisplay:
-    """Shows the progress items of indexing, searching and saving images in the status bar.
+    """Shows the progress items of indexing, searching and exporting in the status bar.
 
     Args:
-        label: What is being done (video, speed, ETA, people tracked).
+        label: What is being done (video, frames, speed, time left, tracks so far).
         bar: Frames done of the video being indexed (busy indicator otherwise).
         cancel_button: Stops the work; shown only while there is work to stop.
+
+    Attributes:
+        eta: The estimator of the time left.
     """
 
     def __init__(self, label: QLabel, bar: QProgressBar, cancel_button: QPushButton) -> None:
         self.label = label
         self.bar = bar
         self.cancel_button = cancel_button
+        self.eta = EtaEstimator()
+        self._started = time.monotonic()
 
     def set_visible(self, visible: bool) -> None:
         """Show (work started) or hide (nothing left to stop) the progress widgets."""
@@ -34,10 +47,18 @@ class ProgressDisplay:
             self.label.setText("")
             self.bar.setFormat("%p%")
 
-    def start(self, text: str = "") -> None:
-        """Work started: show the widgets with a busy bar (and ``text``, if given)."""
+    def start(self, text: str = "", tail_s: float = 0.0) -> None:
+        """Work started: show the widgets with a busy bar (and ``text``, if given).
+
+        Args:
+            text: What is being done.
+            tail_s: Seconds of work known to follow the last frame (counted in the ETA).
+        """
         self.set_visible(True)
         self.bar.setRange(0, 0)
+        self.eta.reset()
+        self.eta.tail_s = tail_s
+        self._started = time.monotonic()
         if text:
             self.label.setText(text)
 
@@ -46,6 +67,22 @@ class ProgressDisplay:
         self.label.setText("Cancelling...")
         self.cancel_button.setEnabled(False)
 
+    def show_count(self, what: str, done: int, total: int, unit: str = "frames") -> None:
+        """Show ``done`` of ``total`` units of ``what`` with the time left."""
+        total = max(total, done, 1)
+        self.bar.setRange(0, total)
+        self.bar.setValue(done)
+        self.bar.setFormat(f"{done}/{total} {unit}".rstrip())
+        left = self.eta.update(done, total)
+        self.label.setText(f"{what}, {self.eta_text(left)}")
+
+    @staticmethod
+    def eta_text(left: float | None) -> str:
+        """``"ETA 0:27"`` (``"ETA --"`` while the speed is being measured)."""
+        if left is None:
+            return "ETA --"
+        return f"ETA {format_time(left + 0.5, precise=False)}"
+
     def show(self, item: object) -> None:
         """Show one progress item of a job (:class:`~core.types.IndexProgress` or :class:`Status`)."""
         if isinstance(item, IndexProgress):
@@ -53,13 +90,10 @@ class ProgressDisplay:
             if item.skipped:
                 self.label.setText(f"{name}: already indexed")
                 return
-            total = max(item.frames_total, item.frames_done, 1)
-            self.bar.setRange(0, total)
-            self.bar.setValue(item.frames_done)
-            self.bar.setFormat(f"{item.frames_done}/{item.frames_total or '?'} frames")
-            eta = f"ETA {format_time(item.eta_s, precise=False)}" if item.eta_s is not None else "ETA --"
-            tracks = f", {item.tracks} people tracked" if item.tracks else ""
-            self.label.setText(f"Indexing {name}: {item.fps:.1f} fps, {eta}{tracks}")
+            rate = self.eta.rate
+            speed = f"{rate if rate is not None else item.fps:.1f} fps"
+            tracks = f", {plural(item.tracks, 'track')} so far" if item.tracks else ""
+            self.show_count(f"Indexing {name}: {speed}{tracks}", item.frames_done, item.frames_total)
         elif isinstance(item, Status):
             self.label.setText(item.text)
             if item.text.startswith("Searching"):

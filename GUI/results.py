@@ -75,6 +75,7 @@ class ResultsPanel(QWidget):
         self.threshold_label.setMinimumWidth(110)
         self.count_label = QLabel("No search yet")
         self.count_label.setObjectName("hint")
+        self.count_label.setWordWrap(True)
         top = QHBoxLayout()
         top.addWidget(self.threshold_label)
         top.addWidget(self.slider, 1)
@@ -229,13 +230,13 @@ class ResultsPanel(QWidget):
     def _add_hit(self, group: QTreeWidgetItem, hit: Hit) -> None:
         n = len(hit.segments)
         item = QTreeWidgetItem(group, [f"Track {hit.track_id}", f"{hit.score:.2f}",
-                                       time_range(hit) + (f"  ({n} visits)" if n > 1 else "")])
+                                       time_range(hit) + (f" ({n} visits)" if n > 1 else "")])
         item.setData(0, HIT_ROLE, hit)
         key = hit_key(hit)
         icon = self._icons.get(key)
         if icon is not None:
             item.setIcon(0, icon)
-        item.setSizeHint(0, QSize(THUMB.width() + 90, THUMB.height() + 6))
+        item.setSizeHint(0, QSize(THUMB.width() + 64, THUMB.height() + 6))
         color = score_color(hit.score, *self._score_range)
         item.setForeground(1, QBrush(color.darker(115) if color.lightness() > 160 else color))
         font = item.font(1)

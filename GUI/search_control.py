@@ -2,8 +2,9 @@
 
 :class:`SearchControl` checks that a search can run (say why not, in one sentence),
 starts index + search on the background jobs (waiting for the models when they are
-still loading), shows its progress, puts the ``SearchResult`` into the window's model,
-and writes the hits shown to CSV/JSON or as images.
+still loading, and for the photos' checks), shows its progress, puts the
+``SearchResult`` into the window's model, reopens a past search (read on a worker: the
+library may be slow), and writes the hits shown to CSV/JSON or as images.
 """
 
 from __future__ import annotations
@@ -16,13 +17,22 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from core import export
 from core.errors import ReidSearchError
+from core.text import plural
 from GUI.background import ENGINE_JOB, INDEX_JOB, SAVE_JOB, Background
 from GUI.progress import ProgressDisplay
+from GUI.query_control import QueryControl
 from GUI.window_model import WindowModel
-from GUI.workers import Cancelled, ExportDone, Status
+from GUI.workers import Cancelled, ExportDone, Status, load_query_body
+
+REOPEN_JOB = "reopen query"
 
 if TYPE_CHECKING:
     from core.engine import SearchResult
+
+
+SEARCH_TAIL_S = 1.5
+"""Seconds the search itself takes after the last frame is indexed (final checkpoint, the photos'
+people found and embedded, FAISS): counted in the ETA. Measured with Try the sample: 1.3 s."""
 
 
 class SearchControl(QObject):
@@ -32,6 +42,7 @@ class SearchControl(QObject):
         model: The window's model: scope, photos and threshold in, result out.
         jobs: The engine and its jobs.
         progress: The status bar's progress widgets.
+        query: The photos (a search waits for their checks).
         start_engine: Loads the models (the search waits for them).
         parent: Owner.
 
@@ -40,20 +51,24 @@ class SearchControl(QObject):
         status(str): A passing status-bar line.
         progressShown(object): A progress item was shown (``IndexProgress`` or ``Status``).
         searchFinished(object): A ``SearchResult`` arrived and is in the model.
+        reopened(object, str): A past search was read (its ``SearchResult``, and the video to show).
     """
 
     message = Signal(str, str)
     status = Signal(str)
     progressShown = Signal(object)
     searchFinished = Signal(object)
+    reopened = Signal(object, str)
 
-    def __init__(self, model: WindowModel, jobs: Background, progress: ProgressDisplay,
+    def __init__(self, model: WindowModel, jobs: Background, progress: ProgressDisplay, query: QueryControl,
                  start_engine: Callable[[], None], parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.model = model
         self.jobs = jobs
         self.progress = progress
+        self.query = query
         self._start_engine = start_engine
+        self._reopening: int | None = None
         jobs.progress.connect(self._on_progress)
         jobs.searchDone.connect(self._on_search_result)
         jobs.imagesSaved.connect(self._on_images_saved)
@@ -69,6 +84,10 @@ class SearchControl(QObject):
         if self.jobs.busy(INDEX_JOB):
             self.message.emit("info", "A search is already running.")
             return False
+        if self.query.busy:  # photos still being checked: search with what passes
+            self.status.emit("Looking for the person in the photos first...")
+            self.query.when_checked(lambda: self.start(index_only))
+            return True
         videos = self.model.scope
         if not videos:
             self.message.emit("error", "Open a video first (File > Open video...), or try the sample.")
@@ -80,28 +99,42 @@ class SearchControl(QObject):
             return False
         if self.jobs.engine is None:
             self.jobs.when_ready(lambda: self.start(index_only))
-            if self.jobs.busy(ENGINE_JOB):
-                self.status.emit("Loading models; the search starts as soon as they are ready.")
-            else:
+            self.progress.start("Loading the models; the search starts as soon as they are in...",
+                                tail_s=0.0)
+            if not self.jobs.busy(ENGINE_JOB):
                 self._start_engine()
             return True
-        self.progress.start("Starting...")
+        self.progress.start("Starting...", tail_s=0.0 if index_only else SEARCH_TAIL_S)
         self.jobs.index_and_search(videos, None if index_only else photos, self.model.threshold)
         return True
 
-    def reopen(self, query_id: int) -> SearchResult | None:
-        """A stored search with its hits (``None``, and a message saying why, if it cannot be loaded)."""
+    def reopen(self, query_id: int, video_path: str = "") -> bool:
+        """Read a stored search on a worker; :attr:`reopened` follows (or a message saying why not).
+
+        Returns:
+            True if the search is being read.
+        """
         engine = self.jobs.engine
         if engine is None:
             self.message.emit("error", "The models are not loaded yet; try again in a moment.")
-            return None
-        try:
-            result = engine.load_query(query_id)
-        except ReidSearchError as exc:
-            self.message.emit("error", str(exc))
-            return None
-        self.message.emit("info", f"Query #{query_id}: {len(result.hits)} candidate hits loaded.")
-        return result
+            return False
+        if self._reopening == query_id and self.jobs.busy(REOPEN_JOB):
+            return True  # already on its way (a double click)
+        self._reopening = query_id
+        self.status.emit(f"Opening search #{query_id}...")
+        self.jobs.run(REOPEN_JOB, load_query_body(engine, query_id),
+                      result=lambda result: self._reopened(result, video_path))
+        return True
+
+    def _reopened(self, result: SearchResult, video_path: str) -> None:
+        if self._reopening != result.query_id:
+            return  # another search was asked for since
+        self._reopening = None
+        self.reopened.emit(result, video_path)
+        shown = len(self.model.visible_hits)
+        when = result.created[:16].replace("T", " ")
+        self.message.emit("info", f"Search #{result.query_id} of {when}: {plural(shown, 'hit')} at or above "
+                                  f"{self.model.threshold:.2f} ({plural(len(result.hits), 'candidate')}).")
 
     def cancel(self) -> None:
         """Stop indexing (and image saving); indexing resumes later."""
@@ -123,18 +156,19 @@ class SearchControl(QObject):
             self.message.emit("info", outcome.text)
             return
         self.model.result = outcome
-        for note in outcome.notes:
+        for note in outcome.notes[len(outcome.photos):]:  # the photos' own notes are the query panel's
             self.message.emit("info", note)
         shown = len(self.model.visible_hits)
-        self.message.emit("info", f"Search done in {outcome.elapsed_s:.1f} s: {shown} hit"
-                                  f"{'s' if shown != 1 else ''} at or above {self.model.threshold:.2f} "
-                                  f"({len(outcome.hits)} candidates). Click a hit to see the person.")
+        candidates = plural(len(outcome.hits), "candidate")
+        self.message.emit("info", f"Search done in {outcome.elapsed_s:.1f} s: {plural(shown, 'hit')} at or "
+                                  f"above {self.model.threshold:.2f} ({candidates})."
+                                  + (" Click a hit to see the person." if shown else ""))
         self.searchFinished.emit(outcome)
 
     @Slot(str)
     def _job_done(self, name: str) -> None:
         if name in (INDEX_JOB, SAVE_JOB):
-            self.progress.set_visible(self.jobs.busy(INDEX_JOB) or self.jobs.busy(SAVE_JOB))
+            self.progress.set_visible(self.jobs.showing_progress())
 
     # ------------------------------------------------------------------ hits out
     def export_hits(self, path: str | Path) -> Path | None:
@@ -148,7 +182,7 @@ class SearchControl(QObject):
         except ValueError as exc:  # a name with another ending
             self.message.emit("error", f"Could not export the hits: {exc}")
             return None
-        self.message.emit("info", f"Exported {len(hits)} hits to {out}.")
+        self.message.emit("info", f"Exported {plural(len(hits), 'hit')} to {out}.")
         return out
 
     def save_images(self, folder: str | Path) -> bool:
@@ -166,6 +200,6 @@ class SearchControl(QObject):
     @Slot(object)
     def _on_images_saved(self, outcome: ExportDone | Cancelled) -> None:
         if isinstance(outcome, ExportDone):
-            self.message.emit("info", f"Saved {outcome.files} images to {outcome.folder}.")
+            self.message.emit("info", f"Saved {plural(outcome.files, 'image')} to {outcome.folder}.")
         elif isinstance(outcome, Cancelled):
             self.message.emit("info", "Stopped saving images.")

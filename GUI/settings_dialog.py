@@ -1,14 +1,19 @@
-"""The Settings dialog: models, device, stride, threshold, database location."""
+"""The Settings dialog: models, device, stride, threshold, database location.
+
+It names what is really in use (the default model by name, the database given with
+``--db``) and, before OK is pressed, says what a change of the models or the stride does to
+the videos already indexed.
+"""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
-    QDialogButtonBox,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
@@ -17,15 +22,18 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 
 from core import paths
 from core.errors import ModelError
-from core.models.manifest import FETCH_HINT, load_manifest
+from core.models.manifest import FETCH_HINT, default_model, load_manifest
 from core.search import DEFAULT_THRESHOLD
+from GUI.dialogs import lay_out_dialog
 from GUI.settings import AppSettings
+
+if TYPE_CHECKING:
+    from core.engine import Engine
 
 DEVICE_LABELS = {"auto": "Automatic (GPU if available)", "gpu": "GPU (CUDA)", "cpu": "CPU"}
 OTHER = "__other__"
@@ -37,12 +45,19 @@ class ModelCombo(QComboBox):
     def __init__(self, task: str, current: str | None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._task = task
-        self.addItem("Default (first model present in the manifest)", None)
         try:
-            entries = [e for e in load_manifest() if e.task == task]
+            manifest = load_manifest()
+            entries = [e for e in manifest if e.task == task]
         except ModelError as exc:
-            entries = []
+            manifest, entries = [], []
             self.setToolTip(str(exc))
+        try:
+            first = default_model(task, manifest)
+            self.addItem(f"Default: {first.name} ({first.file})", None)
+            self.setItemData(0, f"The first model of the manifest that is present: {first.description}", 3)
+        except ModelError as exc:
+            self.addItem("Default: none present", None)
+            self.setItemData(0, str(exc), 3)
         for entry in entries:
             state = "" if entry.present else f" - missing, run `{FETCH_HINT}`"
             self.addItem(f"{entry.name} ({entry.file}){state}", str(entry.path))
@@ -90,11 +105,15 @@ class SettingsDialog(QDialog):
         notes: ``Engine.notes`` of the running engine.
         default_threshold: The calibrated default threshold (shown when none is set).
         parent: Parent widget.
+        db_in_use: The library database the window uses now.
+        db_from_command_line: ``db_in_use`` was given with ``--db`` (the setting applies without it).
+        indexed_videos: Videos of the library indexed with the models and stride in use.
     """
 
     def __init__(self, settings: AppSettings, providers: dict[str, str] | None = None,
                  notes: tuple[str, ...] = (), default_threshold: float = DEFAULT_THRESHOLD,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, *, db_in_use: Path | None = None,
+                 db_from_command_line: bool = False, indexed_videos: int = 0) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.setMinimumWidth(560)
@@ -123,7 +142,13 @@ class SettingsDialog(QDialog):
         self.threshold.setValue(settings.threshold if settings.threshold is not None else default_threshold)
         self._default_threshold = default_threshold
         self.db = QLineEdit(settings.db_path or "")
-        self.db.setPlaceholderText(str(paths.default_db_path()))
+        self.db.setPlaceholderText(f"{paths.default_db_path()} (the default)")
+        in_use = db_in_use or Path(settings.db_path or paths.default_db_path())
+        self.db_in_use = QLabel(f"In use now: {in_use}" + (" (given with --db for this run; the setting "
+                                                           "above is used when the app starts without it)"
+                                                           if db_from_command_line else ""))
+        self.db_in_use.setObjectName("hint")
+        self.db_in_use.setWordWrap(True)
         browse = QPushButton("Browse...")
         browse.clicked.connect(self._browse_db)
         db_row = QHBoxLayout()
@@ -138,18 +163,34 @@ class SettingsDialog(QDialog):
         form.addRow("Frame stride:", self.stride)
         form.addRow("Score threshold:", self.threshold)
         form.addRow("Library database:", db_row)
-        note = QLabel("Changing the models or the stride means videos are indexed again the next time "
-                      "they are searched.")
-        note.setObjectName("hint")
-        note.setWordWrap(True)
-        std = QDialogButtonBox.StandardButton
-        buttons = QDialogButtonBox(std.Ok | std.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(note)
-        layout.addWidget(buttons)
+        form.addRow("", self.db_in_use)
+        self._indexed = indexed_videos
+        self.consequence = QLabel()
+        self.consequence.setObjectName("hint")
+        self.consequence.setWordWrap(True)
+        note = self.consequence
+        for combo in (self.detector, self.reid):
+            combo.currentIndexChanged.connect(self._say_consequence)
+        self.stride.valueChanged.connect(self._say_consequence)
+        self._say_consequence()
+        lay_out_dialog(self, form, note)
+
+    def _say_consequence(self, *_: object) -> None:
+        """Say, as the choice changes, what it does to the videos indexed already."""
+        s = self._settings
+        reid = self.reid.path() != s.reid
+        other = self.detector.path() != s.detector or self.stride.value() != s.stride
+        n = self._indexed
+        videos = ("the video indexed so far is" if n == 1 else
+                  f"the {n} videos indexed so far are" if n else "videos indexed so far are")
+        if reid or other:
+            what = "ReID model" if reid else "detector or stride"
+            text = (f"A new {what}: {videos} indexed again the next time they are searched, which takes "
+                    "about as long as the first time; their past searches stay and can be reopened.")
+        else:
+            text = "Changing the models or the stride indexes the videos again when they are next searched."
+        self.consequence.setText(text)
+        self.consequence.setStyleSheet("color: #b45309;" if reid or other else "")
 
     def _browse_db(self) -> None:
         start = self.db.text() or str(paths.default_db_path())
@@ -173,3 +214,13 @@ class SettingsDialog(QDialog):
             threshold=threshold,
             db_path=self.db.text().strip() or None,
         )
+
+
+def edit_settings(parent: QWidget, settings: AppSettings, engine: Engine | None, *, db_in_use: Path,
+                  db_from_command_line: bool, indexed_videos: int) -> AppSettings | None:
+    """Show the Settings dialog for the window; the settings chosen, or ``None`` when cancelled."""
+    providers = dict(engine.providers) if engine is not None else {}
+    notes = engine.notes if engine is not None else ()
+    dialog = SettingsDialog(settings, providers, notes, DEFAULT_THRESHOLD, parent, db_in_use=db_in_use,
+                            db_from_command_line=db_from_command_line, indexed_videos=indexed_videos)
+    return dialog.result_settings() if dialog.exec() == SettingsDialog.DialogCode.Accepted else None

@@ -70,6 +70,7 @@ class Timeline(QWidget):
         self._rows: list[list[Hit]] = []
         self._selected: Hit | None = None
         self._score_range = DEFAULT_SCORE_RANGE
+        self._empty_text = "No search yet"
         self._dragging = False
         self.setMouseTracking(True)
         self.setMinimumHeight(RULER_H + 3 * (ROW_MAX_H + ROW_GAP) + 8)
@@ -101,6 +102,19 @@ class Timeline(QWidget):
         """Outline this hit's segments (``None`` for none)."""
         self._selected = hit
         self.update()
+
+    def set_empty_text(self, text: str) -> None:
+        """What the timeline says while it has no hits (e.g. ``"No search yet"``)."""
+        if text != self._empty_text:
+            self._empty_text = text
+            self.update()
+
+    def empty_text_rect(self) -> QRectF:
+        """Where the no-hits text is drawn: the half of the track away from the position marker."""
+        track = self._track()
+        half = track.width() / 2
+        left = track.left() + half if self.x_of(self._position) < track.center().x() else track.left()
+        return QRectF(left + 6, track.top(), half - 12, track.height())
 
     def set_position(self, frame: int) -> None:
         """Move the current-position marker."""
@@ -198,7 +212,10 @@ class Timeline(QWidget):
                                      QPointF(x, track.top())]))
         if not self._hits and self._frames > 0:
             p.setPen(QColor(150, 155, 160))
-            p.drawText(track, Qt.AlignmentFlag.AlignCenter, "No hits in this video yet")
+            rect = self.empty_text_rect()
+            text = p.fontMetrics().elidedText(self._empty_text, Qt.TextElideMode.ElideRight,
+                                              int(rect.width()))
+            p.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
         p.end()
 
     def _paint_ruler(self, p: QPainter, track: QRectF) -> None:

@@ -22,7 +22,7 @@ HIGHLIGHT = QColor(0, 230, 118)
 """Colour of the selected hit's box (bright green)."""
 
 MATCH = QColor(255, 196, 0)
-"""Colour of other matching people (amber)."""
+"""Colour of other matching people whose box carries no colour of its own (amber)."""
 
 PERSON = QColor(235, 240, 245, 190)
 """Colour of every other person's box."""
@@ -44,6 +44,8 @@ class OverlayBox:
         kind: ``"person"``, ``"match"`` or ``"selected"``.
         track_id: Track id of the person (``-1`` when unknown).
         score: Match score, if the person is a hit.
+        color: ``(r, g, b)`` of a ``"match"`` box: the colour of its score in the hits list and
+            the timeline (``None``: :data:`MATCH`).
     """
 
     box: tuple[float, float, float, float]
@@ -51,6 +53,7 @@ class OverlayBox:
     kind: str = "person"
     track_id: int = -1
     score: float | None = None
+    color: tuple[int, int, int] | None = None
 
 
 class VideoView(QWidget):
@@ -172,6 +175,8 @@ class VideoView(QWidget):
     def _paint_box(self, painter: QPainter, item: OverlayBox) -> None:
         rect = self.box_to_widget(item.box)
         color = {"selected": HIGHLIGHT, "match": MATCH}.get(item.kind, PERSON)
+        if item.kind == "match" and item.color is not None:
+            color = QColor(*item.color)
         width = {"selected": 4.0, "match": 3.0}.get(item.kind, 1.5)
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.setPen(QPen(color, width))
@@ -185,7 +190,8 @@ class VideoView(QWidget):
         tw = metrics.horizontalAdvance(item.label) + 8
         th = metrics.height() + 2
         ty = rect.top() - th if rect.top() - th >= 0 else rect.top()
-        label_rect = QRectF(rect.left() - width / 2, ty, tw, th)
+        right = max(self.image_rect().right(), rect.left() + tw)
+        label_rect = QRectF(min(rect.left() - width / 2, right - tw), ty, tw, th)  # inside the frame
         fill = QColor(color)
         if item.kind == "person":
             fill = QColor(30, 34, 40, 200)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import QEvent, QObject, QSize, Qt
+from PySide6.QtGui import QAction, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QFrame,
     QGroupBox,
@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.text import plural
 from GUI.library import LibraryPanel
 from GUI.query_panel import QueryPanel
 from GUI.results import ResultsPanel
@@ -38,6 +39,19 @@ from GUI.timeline import Timeline
 from GUI.video_view import VideoView
 
 Shortcut = QKeySequence | QKeySequence.StandardKey | str | None
+
+MINIMUM_SIZE = (900, 600)
+"""The smallest window: at this size every label is whole and the hits list shows several rows."""
+
+RIGHT_MIN_WIDTH = 372
+"""Narrowest the query and hits column gets (a hit's row: thumbnail, track, score, time range)."""
+
+LIBRARY_MIN_WIDTH = 186
+"""Narrowest the library column gets (a video's name stays readable)."""
+
+FIRST_STEPS = ("1. Open a video (or a folder of videos).<br>"
+               "2. Add a photo of the person, or drag a rectangle around them on the video.<br>"
+               "3. Press <b>Search</b>, then click a hit to see them.")
 
 
 def _box(title: str, widget: QWidget) -> QGroupBox:
@@ -72,6 +86,18 @@ def _hint(text: str = "", wrap: bool = True) -> QLabel:
     return label
 
 
+class OwnArrowKeys(QObject):
+    """Lets a widget keep the arrow keys while it has the keyboard (playback takes them window-wide)."""
+
+    KEYS = (Qt.Key.Key_Left, Qt.Key.Key_Right, Qt.Key.Key_Up, Qt.Key.Key_Down)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: D102 - Qt override
+        if event.type() == QEvent.Type.ShortcutOverride and isinstance(event, QKeyEvent) \
+                and event.key() in self.KEYS:
+            event.accept()  # the key goes to the widget, not to a shortcut
+        return False
+
+
 class WindowUi(QMainWindow):
     """The main window's widgets and actions, built and laid out (see the module notes)."""
 
@@ -84,6 +110,7 @@ class WindowUi(QMainWindow):
     act_cancel: QAction
     act_export: QAction
     act_save_images: QAction
+    act_export_clips: QAction
     act_settings: QAction
     act_quit: QAction
     act_sample: QAction
@@ -94,6 +121,7 @@ class WindowUi(QMainWindow):
     # centre: the video (or the empty state), the timeline, the transport
     view: VideoView
     empty: QWidget
+    welcome: QLabel
     open_button: QPushButton
     sample_button: QPushButton
     stack: QStackedWidget
@@ -112,7 +140,7 @@ class WindowUi(QMainWindow):
     scope_label: QLabel
     results: ResultsPanel
     notes_label: QLabel
-    right_split: QSplitter
+    right_column: QWidget
     main_split: QSplitter
     toolbar: QToolBar
     recent_menu: QMenu
@@ -160,8 +188,12 @@ class WindowUi(QMainWindow):
                               "Save the hits shown as CSV or JSON")
         self.act_save_images = act("Save hit &images...", "Ctrl+Shift+E", None,
                                    "Save each hit's crop and best frame as PNG files")
-        self.act_settings = act("Se&ttings...", key.Preferences, None,
-                                "Models, device, stride, threshold, database")
+        self.act_export_clips = act("Export &clips...", "Ctrl+Shift+X", sp.SP_DriveHDIcon,
+                                    "Save a short video of each hit, a contact sheet and a record of "
+                                    "the search")
+        self.act_settings = act("Se&ttings...", "Ctrl+,", None,
+                                "Models, device, stride, threshold, database (Ctrl+,)")
+        self.act_settings.setShortcuts([QKeySequence("Ctrl+,"), *QKeySequence.keyBindings(key.Preferences)])
         self.act_quit = act("&Quit", key.Quit)
         self.act_sample = act("&Try the sample", None, sp.SP_MediaPlay,
                               "Open the sample clip and photo and run a search")
@@ -170,7 +202,9 @@ class WindowUi(QMainWindow):
         self.act_back = act("Previous frame", "Left", sp.SP_MediaSeekBackward, "One frame back (Left)")
         self.act_fwd = act("Next frame", "Right", sp.SP_MediaSeekForward, "One frame forward (Right)")
         for a in (self.act_play, self.act_back, self.act_fwd):
-            a.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            # Window-wide: they work whichever panel has the keyboard (the hits list after a click keeps
+            # Up/Down to move between hits); a text field still takes Space and the arrows for itself.
+            a.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
 
     # ------------------------------------------------------------------ widgets
     def _build_centre(self) -> None:
@@ -196,16 +230,18 @@ class WindowUi(QMainWindow):
         for w in (self.back_button, self.play_button, self.fwd_button):
             transport.addWidget(w)
         transport.addWidget(self.position, 1)
-        transport.addWidget(self.time_label)
-        transport.addWidget(self.frame_label)
+        clock = QVBoxLayout()  # time over frame: the slider keeps its width in a narrow window
+        clock.setSpacing(0)
+        clock.addWidget(self.time_label)
+        clock.addWidget(self.frame_label)
+        transport.addLayout(clock)
         centre = QWidget()
         layout = QVBoxLayout(centre)
         layout.setContentsMargins(4, 0, 4, 0)
         layout.addWidget(self.stack, 1)
         layout.addWidget(self.timeline)
         layout.addLayout(transport)
-        for a in (self.act_play, self.act_back, self.act_fwd):
-            centre.addAction(a)
+        self.addActions([self.act_play, self.act_back, self.act_fwd])
         self.centre = centre
 
     def _empty_state(self) -> QWidget:
@@ -213,12 +249,13 @@ class WindowUi(QMainWindow):
         page.setObjectName("emptyState")
         title = QLabel("Find a person in your videos")
         title.setObjectName("emptyTitle")
+        title.setWordWrap(True)
         title.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        text = QLabel("1. Open a video (or a folder of videos).<br>"
-                      "2. Add a photo of the person, or drag a rectangle around them on the video.<br>"
-                      "3. Press <b>Search</b>, then click a hit to see them.")
+        text = QLabel(FIRST_STEPS)
         text.setAlignment(Qt.AlignmentFlag.AlignCenter)
         text.setObjectName("emptyText")
+        text.setWordWrap(True)
+        self.welcome = text
         self.open_button = QPushButton("Open video...")
         self.sample_button = QPushButton("Try the sample")
         self.sample_button.setObjectName("primary")
@@ -226,7 +263,7 @@ class WindowUi(QMainWindow):
         row = QHBoxLayout()
         row.addStretch(1)
         for b in (self.open_button, self.sample_button):
-            b.setMinimumSize(150, 36)
+            b.setMinimumSize(130, 32)
             row.addWidget(b)
         row.addStretch(1)
         layout = QVBoxLayout(page)
@@ -246,30 +283,41 @@ class WindowUi(QMainWindow):
         self.search_button.setObjectName("primary")
         self.search_button.setIcon(self.act_search.icon())
         self.search_button.setIconSize(QSize(18, 18))
-        self.search_button.setMinimumHeight(34)
+        self.search_button.setMinimumHeight(30)
         self.search_button.setToolTip(self.act_search.toolTip())
         self.scope_label = _hint()
         self.results = ResultsPanel()
+        self._own_arrows = OwnArrowKeys(self)
+        self.results.slider.installEventFilter(self._own_arrows)  # the threshold moves with the arrows
         self.notes_label = _hint()
         self.notes_label.hide()
-        query_box = _box("Find this person", _column(self.queries, self.search_button, self.scope_label))
+        search_row = QWidget()
+        row = QHBoxLayout(search_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.search_button, 1)
+        row.addWidget(self.scope_label, 1)  # beside the button: the hits list keeps the height
+        query_box = _box("Find this person", _column(self.queries, search_row))
         results_box = _box("Hits", _column(self.results, self.notes_label, stretch_first=True))
 
-        right = QSplitter(Qt.Orientation.Vertical)
-        right.addWidget(query_box)
-        right.addWidget(results_box)
-        right.setStretchFactor(0, 0)
-        right.setStretchFactor(1, 1)
-        right.setChildrenCollapsible(False)
-        self.right_split = right
+        # A layout, not a splitter: the query box takes the height its photos, notes and question need
+        # (a splitter would squeeze wrapped text over them), the hits list all the rest.
+        right = _column(results_box)
+        right.layout().insertWidget(0, query_box, 0)
+        right.layout().setStretch(1, 1)
+        right.setMinimumWidth(RIGHT_MIN_WIDTH)  # the hits list's Score and Seen columns stay whole
+        self.right_column = right
         split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(_box("Library", self.library))
+        library_box = _box("Library", self.library)
+        library_box.setMinimumWidth(LIBRARY_MIN_WIDTH)
+        split.addWidget(library_box)
         split.addWidget(self.centre)
         split.addWidget(right)
-        for n, stretch in enumerate((0, 1, 0)):
+        # The panels grow and shrink with the window in proportion (2 : 5 : 3), each down to its minimum.
+        for n, stretch in enumerate((2, 5, 3)):
             split.setStretchFactor(n, stretch)
         split.setSizes([290, 760, 390])
         split.setChildrenCollapsible(False)
+        self.setMinimumSize(*MINIMUM_SIZE)
         self.main_split = split
         self.setCentralWidget(split)
 
@@ -281,7 +329,7 @@ class WindowUi(QMainWindow):
         bar.setIconSize(QSize(18, 18))
         bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         for group in ((self.act_open, self.act_open_folder, self.act_add_photo),
-                      (self.act_search, self.act_cancel), (self.act_export,)):
+                      (self.act_search, self.act_cancel), (self.act_export, self.act_export_clips)):
             if bar.actions():
                 bar.addSeparator()
             bar.addActions(list(group))
@@ -309,7 +357,8 @@ class WindowUi(QMainWindow):
         file_menu = bar.addMenu("&File")
         file_menu.addActions([self.act_open, self.act_open_folder, self.act_add_photo])
         self.recent_menu = file_menu.addMenu("Open &recent")
-        for group in ((self.act_export, self.act_save_images), (self.act_settings,), (self.act_quit,)):
+        for group in ((self.act_export, self.act_export_clips, self.act_save_images), (self.act_settings,),
+                      (self.act_quit,)):
             file_menu.addSeparator()
             file_menu.addActions(list(group))
         bar.addMenu("&Search").addActions([self.act_search, self.act_index, self.act_cancel])
@@ -325,6 +374,16 @@ class WindowUi(QMainWindow):
         self.stack.setCurrentWidget(self.empty if empty else self.view)
         for w in (self.timeline, self.position, self.play_button, self.back_button, self.fwd_button):
             w.setEnabled(not empty)
+
+    def set_welcome(self, indexed: int, searches: int) -> None:
+        """The first steps, or, when the library has indexed videos, how to get back to them."""
+        if not indexed:
+            self.welcome.setText(FIRST_STEPS)
+            return
+        past = f" and {plural(searches, 'past search', 'past searches')}" if searches else ""
+        self.welcome.setText(f"Your library has {plural(indexed, 'indexed video')}{past} (on the left): "
+                             "click a video to show it, or a past search to see its hits again.<br>"
+                             "Or open another video, add a photo of the person and press <b>Search</b>.")
 
     def fill_recent_menu(self, videos: Sequence[str], open_video: Callable[[str], object]) -> None:
         """List the recent videos in *File > Open recent*; choosing one calls ``open_video``."""

@@ -4,6 +4,9 @@ Indexing is the expensive part (YOLO on every second frame), so the session inde
 one short clip cut from vtest.avi **through the real window and its worker** (Index
 only, with a 20 ms QTimer measuring how responsive the GUI thread stays), and the
 tests that need an indexed library get a private copy of that library folder.
+``REID_TEST_GUI_LIBRARY=lib.sqlite`` (a developer shortcut, as ``REID_TEST_VTEST_LIBRARY`` for the
+core tests) starts the session from a copy of a library that holds vtest.avi indexed with the same
+models and stride: the window's indexing is then a no-op, and the two tests about it fail.
 """
 
 from __future__ import annotations
@@ -155,6 +158,9 @@ def indexed_session(qapp, vtest_path, tmp_path_factory, model_settings) -> Index
     root = tmp_path_factory.mktemp("indexed")
     db_dir = root / "library"
     db_dir.mkdir()
+    reuse = os.environ.get("REID_TEST_GUI_LIBRARY")
+    if reuse:
+        shutil.copyfile(reuse, db_dir / "library.sqlite")
     w = open_window(ini_settings_store(root / "settings.ini", model_settings), db_dir / "library.sqlite")
     try:
         pump_until(lambda: w.library_loads > 0 or any(lv == "error" for lv, _ in w.messages),

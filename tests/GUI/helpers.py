@@ -23,10 +23,21 @@ def drag_around(view, box, pad: float = 4.0) -> None:
     QTest.mouseRelease(view, Qt.MouseButton.LeftButton, pos=p2)
 
 
+def seek_shown(w, qtbot, frame: int, boxes: bool = False) -> None:
+    """Seek to ``frame`` and wait until it is on screen (decoded off the GUI thread), with boxes if asked."""
+    w.player.seek(frame)
+    wait_shown(w, qtbot, frame, boxes)
+
+
+def wait_shown(w, qtbot, frame: int, boxes: bool = False) -> None:
+    """Wait until ``frame`` is on screen (and, if asked, the people's boxes over it)."""
+    qtbot.waitUntil(lambda: w.player.shown_index == frame and (not boxes or len(w.view.overlays) > 0),
+                    timeout=10000)
+
+
 def draw_query(w, qtbot, frame: int = 20):
     """Seek to ``frame``, drag a rectangle around its largest walking person; returns their overlay."""
-    w.player.seek(frame)
-    qtbot.waitUntil(lambda: len(w.view.overlays) > 0, timeout=5000)
+    seek_shown(w, qtbot, frame, boxes=True)
     # The largest upright box: a walking person (the detector also reports a yellow bag lying on the grass).
     upright = [o for o in w.view.overlays if (o.box[3] - o.box[1]) > 1.5 * (o.box[2] - o.box[0])]
     assert upright, w.view.overlays

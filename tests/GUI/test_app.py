@@ -30,7 +30,7 @@ from GUI.settings import AppSettings
 from GUI.timeline import score_color
 from GUI.window_model import norm_path
 from tests.GUI.conftest import CLIP_FRAMES, WORK_TIMEOUT_MS, ini_settings_store
-from tests.GUI.helpers import draw_query, highlight_at_left_edge, search
+from tests.GUI.helpers import draw_query, highlight_at_left_edge, search, seek_shown, wait_shown
 from tests.realdata import cut_clip
 
 GUI_DIR = Path(__file__).resolve().parents[2] / "GUI"
@@ -116,6 +116,7 @@ def test_draw_person_search_and_click_hits(make_window, indexed_db, indexed_sess
     rect = tree.visualItemRect(item)
     QTest.mouseClick(tree.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     qtbot.waitUntil(lambda: w.player.frame_index == best.best_frame, timeout=5000)
+    wait_shown(w, qtbot, best.best_frame, boxes=True)
     assert w.frame_label.text() == f"frame {best.best_frame} / {CLIP_FRAMES - 1}"
     assert w.timeline.position == best.best_frame
     selected = [o for o in w.view.overlays if o.kind == "selected"]
@@ -128,6 +129,7 @@ def test_draw_person_search_and_click_hits(make_window, indexed_db, indexed_sess
         QTest.mouseClick(w.timeline, Qt.MouseButton.LeftButton,
                          pos=w.timeline.segment_rects(hit)[0].center().toPoint())
         qtbot.waitUntil(lambda h=hit: w.player.frame_index == h.best_frame, timeout=5000)
+        wait_shown(w, qtbot, hit.best_frame)
         selected = [o for o in w.view.overlays if o.kind == "selected"]
         assert len(selected) == 1 and selected[0].track_id == hit.track_id
         assert w.results.tree.currentItem() is w.results.item_for(hit)
@@ -411,7 +413,8 @@ def test_try_the_sample_opens_clip_and_photo_and_starts_the_search(make_window, 
     QTest.mouseClick(w.sample_button, Qt.MouseButton.LeftButton)
     assert w.model.video_path == norm_path(SAMPLE_CLIP)
     assert w.queries.photos() == [str(SAMPLE_QUERY.resolve())]
-    assert w.jobs.busy("index+search")
+    # The search starts once the photo's person is found (a worker looks, as for every photo added).
+    qtbot.waitUntil(lambda: w.jobs.busy("index+search"), timeout=WORK_TIMEOUT_MS)
     qtbot.waitUntil(lambda: any(isinstance(p, IndexProgress) and p.frames_done > 0 for p in w.progress_items),
                     timeout=WORK_TIMEOUT_MS)
     # Indexing the whole 20 s sample is too slow for a unit test; stop it (the screenshot script runs it all).
@@ -469,7 +472,7 @@ def test_timeline_seek_and_transport(make_window, indexed_db, indexed_session, q
     qtbot.waitUntil(lambda: not w.player.playing, timeout=5000)  # stops at the end
     assert w.player.frame_index == CLIP_FRAMES - 1
     # Boxes of the people are drawn (the clip is indexed) and they are inside the frame.
-    w.player.seek(20)
+    seek_shown(w, qtbot, 20, boxes=True)
     assert w.view.overlays
     for o in w.view.overlays:
         assert 0 <= o.box[0] < o.box[2] <= 768 and 0 <= o.box[1] < o.box[3] <= 576

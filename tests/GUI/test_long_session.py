@@ -28,7 +28,7 @@ def test_many_searches_and_seeks_keep_memory_flat(make_window, indexed_db, index
     assert w.open_video(indexed_session.clip)
     draw_query(w, qtbot, frame=20)
     rng = random.Random(11)
-    frames = w.player.source.frame_count
+    frames = w.player.frame_count
 
     def work(searches: int, seeks: int) -> int:
         shown = 0
