@@ -105,7 +105,7 @@ class MainWindow(WindowUi):
         self._connect_widgets()
         self._connect_model_and_jobs()
         self.results.set_threshold(self.model.threshold)
-        self._restore_geometry()
+        self.restore_layout(self.settings_store.geometry(), self.settings_store.window_state())
         self.progress.set_visible(False)
         self._update_actions()
         self.show_empty_state(True)
@@ -148,13 +148,12 @@ class MainWindow(WindowUi):
         self.library.checkedChanged.connect(
             lambda: setattr(self.model, "checked_videos", self.library.checked_paths()))
         self.queries.addRequested.connect(self.choose_photos)
-        self.queries.problem.connect(lambda text: self.show_message("error", text))
         self.queries.changed.connect(lambda: setattr(self.model, "photos", self.queries.photos()))
-        self.query.message.connect(self.show_message)
         self.results.hitActivated.connect(self.show_hit)
         self.results.thresholdChanged.connect(lambda value: setattr(self.model, "threshold", value))
         self.player.frameShown.connect(self.frameShown)
-        self.player.problem.connect(lambda text: self.show_message("error", text))
+        for problem in (self.queries.problem, self.player.problem):
+            problem.connect(lambda text: self.show_message("error", text))
         self.jobs.boxes.spanLoaded.connect(self.player.refresh_boxes)
 
     def _connect_model_and_jobs(self) -> None:
@@ -171,13 +170,13 @@ class MainWindow(WindowUi):
         jobs.error.connect(lambda text: self.show_message("error", self.query.friendly(text)))
         jobs.jobFinished.connect(self._job_done)  # after SearchControl's: the progress is updated first
         jobs.jobsChanged.connect(self._update_actions)
-        self.search.message.connect(self.show_message)
+        for part in (self.search, self.evidence, self.query):
+            part.message.connect(self.show_message)
+        for part in (self.search, self.evidence):
+            part.progressShown.connect(self.progressShown)
         self.search.status.connect(self.statusBar().showMessage)
-        self.search.progressShown.connect(self.progressShown)
         self.search.searchFinished.connect(self.searchFinished)
         self.search.reopened.connect(self._show_reopened)
-        self.evidence.message.connect(self.show_message)
-        self.evidence.progressShown.connect(self.progressShown)
 
     # ================================================================== messages
     def show_message(self, level: str, text: str) -> None:
@@ -483,14 +482,6 @@ class MainWindow(WindowUi):
         self.act_sample.setEnabled(not busy)
         self.sample_button.setEnabled(not busy)
         self.scope_label.setText(self.model.scope_text)
-
-    def _restore_geometry(self) -> None:
-        geometry = self.settings_store.geometry()
-        if geometry is None or not self.restoreGeometry(geometry):
-            self.resize(1440, 860)
-        state = self.settings_store.window_state()
-        if state is not None:
-            self.main_split.restoreState(state)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: D102 - Qt override
         self._closing = True

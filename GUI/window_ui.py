@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from PySide6.QtCore import QEvent, QObject, QSize, Qt
+from PySide6.QtCore import QByteArray, QEvent, QObject, QSize, Qt
 from PySide6.QtGui import QAction, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QFrame,
@@ -374,6 +374,13 @@ class WindowUi(QMainWindow):
         self.stack.setCurrentWidget(self.empty if empty else self.view)
         for w in (self.timeline, self.position, self.play_button, self.back_button, self.fwd_button):
             w.setEnabled(not empty)
+
+    def restore_layout(self, geometry: QByteArray | None, state: QByteArray | None) -> None:
+        """Put the window and its panels back as they were saved (a default size when nothing is)."""
+        if geometry is None or not self.restoreGeometry(geometry):
+            self.resize(1440, 860)
+        if state is not None:
+            self.main_split.restoreState(state)
 
     def set_welcome(self, indexed: int, searches: int) -> None:
         """The first steps, or, when the library has indexed videos, how to get back to them."""
