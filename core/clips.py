@@ -457,13 +457,13 @@ def export_evidence(hits: Sequence[Hit], folder: str | Path, *, library: Library
             cells.append(item)
     if job.cancelled():
         return
-    title = (f"Query #{query.query_id}: {plural(len(job.hits), 'hit')}" if query is not None
+    title = (f"Search #{query.query_id}: {plural(len(job.hits), 'hit')}" if query is not None
              else plural(len(job.hits), "hit"))
     if threshold is not None:
         title += f" at or above {threshold:.2f}"
     sheet = out / "contact_sheet.png"
     tmp = _temporary(sheet)
-    if not cv2.imwrite(str(tmp), contact_sheet(cells, title)):
+    if not cv2.imwrite(str(tmp), contact_sheet(cells, title), [cv2.IMWRITE_PNG_COMPRESSION, 9]):
         raise ReidSearchError(f"{sheet}: cannot write the contact sheet.")
     _commit(tmp, sheet)
     csv_path = write_csv(job.hits, out / "hits.csv")

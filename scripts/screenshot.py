@@ -1,12 +1,14 @@
-"""Take assets/screenshot.png: the real app after a search on vtest.avi.
+"""Take assets/screenshot.png (the real app after a search on vtest.avi) and assets/contact_sheet.png.
 
 Run it under a real X server (Xvfb), not the offscreen platform::
 
-    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/screenshot.py
+    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/screenshot.py --threshold 0.6
 
 It indexes the video (resumable; instant when the library already has it), searches
-for the person in the query photo, selects the best hit and grabs the window.
-Settings are kept in a temporary INI file, never in the user's settings.
+for the person in the query photo, selects the best hit and grabs the window; then it
+exports the best hits shown through the window's own export (``core.clips``, no clips)
+and keeps the contact sheet. Settings are kept in a temporary INI file, never in the
+user's settings.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ def main() -> int:
     parser.add_argument("--query", default=str(REPO / "assets" / "sample_query.jpg"))
     parser.add_argument("--db", default=str(Path(tempfile.gettempdir()) / "reid-screenshot" / "lib.sqlite"))
     parser.add_argument("--out", default=str(REPO / "assets" / "screenshot.png"))
+    parser.add_argument("--sheet", default=str(REPO / "assets" / "contact_sheet.png"),
+                        help="where the contact sheet of the best hits goes ('' for none)")
+    parser.add_argument("--sheet-hits", type=int, default=5, help="hits on the contact sheet")
     parser.add_argument("--size", default="1440x900")
     parser.add_argument("--threshold", type=float, default=None)
     args = parser.parse_args()
@@ -60,7 +65,7 @@ def main() -> int:
     if not w.open_video(args.video):
         w.close()
         return 1
-    w.queries.add_photo(args.query)
+    w.query.add_files([args.query])
     results, finished = [], []
     w.searchFinished.connect(results.append)
     w.jobFinished.connect(finished.append)
@@ -93,8 +98,30 @@ def main() -> int:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     ok = pixmap.save(args.out)
     print(f"saved {args.out} ({pixmap.width()}x{pixmap.height()})" if ok else f"could not write {args.out}")
+    if ok and args.sheet and hits:
+        ok = contact_sheet(app, w, hits[: args.sheet_hits], Path(args.sheet))
     w.close()
     return 0 if ok else 1
+
+
+def contact_sheet(app, w, hits, out: Path) -> bool:
+    """Export ``hits`` through the window (contact sheet, no clips) and keep the sheet as ``out``."""
+    import shutil
+
+    from core.clips import ExportOptions
+
+    folder = Path(tempfile.mkdtemp()) / "export"
+    reports = []
+    w.evidence.exported.connect(reports.append)
+    if not w.evidence.start(hits, folder, ExportOptions(clips=False)):
+        return False
+    pump(app, lambda: bool(reports) or not w.evidence.busy, 300)
+    if not reports:
+        print("the export did not finish")
+        return False
+    shutil.copyfile(reports[0].sheet, out)
+    print(f"saved {out}")
+    return True
 
 
 if __name__ == "__main__":
