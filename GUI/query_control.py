@@ -109,6 +109,7 @@ class QueryControl(QObject):
         panel.intake = self.add_files
         panel.answered.connect(self._answered)
         panel.clearRequested.connect(self.clear)
+        jobs.engineFailed.connect(lambda _text: self._failed(sorted(self._checking), "no models loaded"))
 
     # ------------------------------------------------------------------ in
     def add_files(self, paths: Sequence[str | Path]) -> None:

@@ -160,9 +160,12 @@ class FrameReader(QObject):
         def read(index: int) -> ShownFrame | FrameFailed:
             try:
                 frame = source.read(index)
+                return ShownFrame(generation, frame, bgr_to_qimage(frame.image))
             except ReidSearchError as exc:
                 return FrameFailed(generation, index, str(exc))
-            return ShownFrame(generation, frame, bgr_to_qimage(frame.image))
+            except Exception as exc:  # noqa: BLE001 - the reader must outlive one bad frame
+                return FrameFailed(generation, index, f"Frame {index} of {source.path} cannot be read "
+                                                      f"({type(exc).__name__}: {exc}).")
 
         job = Job(FRAMES_JOB, reader_body(mailbox, read, source.close))
         job.progress.connect(self._answered)

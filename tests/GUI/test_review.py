@@ -185,6 +185,10 @@ def test_pictures_without_a_person_are_refused_when_added_naming_what_the_user_g
     assert any(t == "Added the person in the box drawn at frame 20 of vtest.avi; press Search to find them."
                for _, t in w.messages)
     assert search(w, qtbot).hits
+    assert w.queries.notes.isVisible() and not w.notes_label.text()  # the photo's note is the panel's
+    w.queries.list.item(0).setSelected(True)
+    QTest.mouseClick(w.queries.remove_button, Qt.MouseButton.LeftButton)
+    assert w.queries.photos() == [] and not w.queries.notes.isVisible()  # no note left of a photo gone
 
 
 # --------------------------------------------------------------------------- 4. small windows
