@@ -202,8 +202,9 @@ class EvidenceExport(QObject):
         if isinstance(outcome, Cancelled):
             self.message.emit("info", "Stopped exporting clips; no half-written clip was left.")
             return
+        clips = f"{plural(len(outcome.clips), 'clip')}, " if outcome.clips else ""
         self.message.emit("info", f"Exported {plural(outcome.hits, 'hit')} to {outcome.folder}: "
-                                  f"{plural(len(outcome.clips), 'clip')}, the contact sheet and export.json.")
+                                  f"{clips}the contact sheet and export.json.")
         self.exported.emit(outcome)
 
     @Slot(str)

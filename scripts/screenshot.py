@@ -111,11 +111,12 @@ def contact_sheet(app, w, hits, out: Path) -> bool:
     from core.clips import ExportOptions
 
     folder = Path(tempfile.mkdtemp()) / "export"
-    reports = []
+    reports, ended = [], []
     w.evidence.exported.connect(reports.append)
+    w.jobFinished.connect(ended.append)
     if not w.evidence.start(hits, folder, ExportOptions(clips=False)):
         return False
-    pump(app, lambda: bool(reports) or not w.evidence.busy, 300)
+    pump(app, lambda: "export clips" in ended, 300)
     if not reports:
         print("the export did not finish")
         return False
