@@ -55,10 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cam-weight", type=float, default=d.cam_weight,
                    help="weight of the camera-aware term (several videos; default 0: off)")
     p.add_argument("--labels", choices=LABEL_MODES, default=d.labels,
-                   help="clusters (default) or tracks: the old one-track-one-identity labels, for comparison")
+                   help="clusters (default) or tracks: the old one-track-one-identity labels, kept to "
+                        "compare against (on vtest.avi they push a person's tracks apart: README)")
     p.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), default=(d.height, d.width))
     p.add_argument("--holdout", type=float, default=0.25,
                    help="share of each video, at its end, held out for the check (default 0.25)")
+    p.add_argument("--max-crops", type=int, default=8, help="crops per training track (default 8)")
+    p.add_argument("--heldout-step", type=float, default=0.5,
+                   help="seconds between the frames cut from held-out tracks (default 0.5)")
     p.add_argument("--video", dest="videos", type=int, action="append",
                    help="only this video id (repeatable)")
     p.add_argument("--device", default=d.device, help="auto | cpu | cuda (default auto)")
@@ -90,7 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                           batch_size=args.batch_size, lr=args.lr, eps=args.eps, cam_weight=args.cam_weight,
                           labels=args.labels, workers=args.workers, threads=args.threads, seed=args.seed,
                           device=args.device, progress=not args.quiet)
-        mining = MiningSettings(holdout=args.holdout, video_ids=args.videos)
+        mining = MiningSettings(holdout=args.holdout, max_crops=args.max_crops,
+                                heldout_step_s=args.heldout_step, video_ids=args.videos)
         result = adapt(args.db, args.out, work=args.work, settings=s, mining=mining, force=args.force,
                        restart=args.restart, progress=not args.quiet)
         print(result.message)

@@ -16,6 +16,7 @@ are kept for the plot.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from training.adapt.mining import MinedCrop
+from training.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 BINS = np.linspace(-0.2, 1.0, 61)
 """Histogram bin edges of the similarity distributions."""
@@ -159,3 +161,90 @@ def plot_check(before: dict[str, Any], after: dict[str, Any], out_png: str | Pat
     fig.savefig(out_png, dpi=100)
     plt.close(fig)
     return out_png
+
+
+def model_embedder(path: str | Path, *, arch: str = "osnet_x0_25", input_size: tuple[int, int] = (256, 128),
+                   workers: int = 2) -> Callable[[Sequence[str]], np.ndarray]:
+    """``embed(paths) -> (N, D)`` for a model file.
+
+    ONNX files run with ONNX Runtime (preprocessing from their metadata, else 256x128 ImageNet);
+    training checkpoints carry their architecture; other ``.pth`` files are state dicts of ``arch``.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        import cv2
+        import onnxruntime as ort
+
+        from training.export import preprocess
+
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        md = sess.get_modelmeta().custom_metadata_map
+        size = (int(md.get("input_height", 256)), int(md.get("input_width", 128)))
+        mean = json.loads(md["mean"]) if "mean" in md else IMAGENET_MEAN
+        std = json.loads(md["std"]) if "std" in md else IMAGENET_STD
+        name = sess.get_inputs()[0].name
+
+        def embed_onnx(paths: Sequence[str]) -> np.ndarray:
+            out = [sess.run(None, {name: preprocess([cv2.imread(p) for p in paths[i:i + 64]], size, mean, std,
+                                                     md.get("color_order", "RGB"))})[0]
+                   for i in range(0, len(paths), 64)]
+            return np.concatenate(out).astype(np.float32)
+
+        return embed_onnx
+    from training.checkpoint import load_checkpoint
+    from training.data.transforms import build_transforms
+    from training.errors import CheckpointError
+    from training.evaluation.features import extract_features
+    from training.modeling import build_model, load_weights
+
+    try:
+        meta = load_checkpoint(path)["meta"]
+        arch, input_size, kwargs = meta["arch"], tuple(meta["input_size"]), meta["model_kwargs"]
+    except CheckpointError:
+        kwargs = {}
+    model = build_model(arch, num_classes=0, **kwargs)
+    load_weights(model, path)
+    tf = build_transforms(*input_size, train=False)
+
+    def embed_torch(paths: Sequence[str]) -> np.ndarray:
+        return extract_features(model, [(p, 0, 0) for p in paths], tf, workers=workers, progress=False)
+
+    return embed_torch
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m training.adapt.check --work DIR MODEL...``: each model's figures on DIR's pairs."""
+    import argparse
+
+    from training.adapt.mining import MinedLibrary
+    from training.cli import run_main
+    from training.errors import DataError
+
+    p = argparse.ArgumentParser(prog="python -m training.adapt.check",
+                                description="TMR at 1 %% FMR of ReID models on the held-out pairs of an "
+                                            "adaptation work folder (python -m training.adapt --work DIR).")
+    p.add_argument("--work", required=True, help="work folder of python -m training.adapt")
+    p.add_argument("models", nargs="+",
+                   help=".onnx file, training checkpoint or torchreid .pth (osnet_x0_25)")
+    args = p.parse_args(argv)
+
+    def body() -> int:
+        lib = MinedLibrary.load(args.work)
+        if lib is None:
+            raise DataError(f"{args.work}: no mined library here (run python -m training.adapt first)")
+        pairs = build_pairs(lib.heldout)
+        print(f"{len(pairs.positives)} same-person and {len(pairs.negatives)} different-people "
+              "held-out pairs")
+        for m in args.models:
+            f = run_check(model_embedder(m), pairs)
+            print(f"{m}: TMR@1%FMR {100 * f['tmr_at_fmr']:.1f}% (threshold {f['threshold']:.3f}); mean "
+                  f"similarity same {f['same_mean']:.3f}, different {f['diff_mean']:.3f}")
+        return 0
+
+    return run_main(body, "check")
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -114,14 +114,14 @@ def adapt(db: str | Path, out: str | Path, *, work: str | Path | None = None,
     pairs = K.build_pairs(lib.heldout)
     for line in _library_lines(lib, pairs):
         log(line)
+    before = _base_check(pairs, s, work)  # first: Adapter.create seeds the generators
+    log(f"base model {s.base or '(random init)'}: TMR@1%FMR {100 * before['tmr_at_fmr']:.1f}% "
+        "on the held-out pairs")
     adapter = Adapter.create(lib, s, work, log)
     if restart:
         (work / "last.pth").unlink(missing_ok=True)
     if adapter.resume():
         log(f"resumed from {work / 'last.pth'} after epoch {adapter.epoch}")
-    before = _base_check(pairs, s, work)
-    log(f"base model {s.base or '(random init)'}: TMR@1%FMR {100 * before['tmr_at_fmr']:.1f}% "
-        "on the held-out pairs")
     adapter.run(progress=progress, stop_after=stop_after)
     if adapter.epoch < s.epochs:
         return AdaptResult(False, out, None, work, adapter, f"stopped after epoch {adapter.epoch}/"
@@ -129,6 +129,10 @@ def adapt(db: str | Path, out: str | Path, *, work: str | Path | None = None,
     after = K.run_check(lambda p: embed_paths(adapter.model, p, s, adapter.device, "check: adapted"), pairs)
     summary = K.summary(before, after, pairs)
     summary["labels"] = s.labels
+    if s.labels == "clusters":  # the final model's pseudo-identities, for the user to look at
+        final = adapter.recluster()
+        log(f"final pseudo-identities: {final['clusters']} from {final['clustered_tracks']} of "
+            f"{final['tracks']} tracks ({work / 'clusters.json'})")
     _write_clusters(adapter, work)
     plot = K.plot_check(before, after, work / "check.png", title=f"held-out check on {Path(db).name}")
     log(K.describe(summary))
