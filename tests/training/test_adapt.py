@@ -189,8 +189,8 @@ def test_check_uses_only_held_out_tracks_and_goes_into_the_export(runs, vtest_li
 
 
 def test_cli_does_not_replace_the_model_when_the_adapted_one_is_worse(runs, vtest_library, osnet_weights):
-    """A run that wrecks the model (learning rate 0.5) is not exported over the user's file; --force
-    exports it anyway, saying in its metadata that it is worse."""
+    """A run that wrecks the model (learning rate 0.003, ten times the default; measured TMR 54 % ->
+    13 %) is not exported over the user's file; --force exports it anyway, its metadata saying it is worse."""
     tmp = runs["tmp"]
     out = tmp / "users_model.onnx"
     out.write_bytes(b"the user's model")
@@ -198,7 +198,7 @@ def test_cli_does_not_replace_the_model_when_the_adapted_one_is_worse(runs, vtes
             "--work", str(runs["a"].work), "--base", str(osnet_weights["msmt17"]), "--epochs", "1",
             "--iters", "3", "--batch-size", "16", "--cluster-every", "1", "--max-crops", "4",
             "--heldout-step", "1.0",
-            "--workers", "0", "--threads", "1", "--lr", "0.5", "--device", "cpu", "--quiet"]
+            "--workers", "0", "--threads", "1", "--lr", "0.003", "--device", "cpu", "--quiet"]
     proc = subprocess.run([*args, "--restart"], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 3, proc.stderr
     assert "WORSE than the base model" in proc.stdout and "NOT exported" in proc.stdout

@@ -130,7 +130,7 @@ def adapt(db: str | Path, out: str | Path, *, work: str | Path | None = None,
     summary = K.summary(before, after, pairs)
     summary["labels"] = s.labels
     if s.labels == "clusters":  # the final model's pseudo-identities, for the user to look at
-        final = adapter.recluster()
+        _, adapter.labels, final = adapter.pseudo_labels()
         log(f"final pseudo-identities: {final['clusters']} from {final['clustered_tracks']} of "
             f"{final['tracks']} tracks ({work / 'clusters.json'})")
     _write_clusters(adapter, work)

@@ -195,32 +195,44 @@ class Adapter:
         pos = {int(t): i for i, t in enumerate(self.train_tracks)}
         return np.array([pos[c.track] for c in self.lib.train], np.int64)
 
-    def recluster(self) -> dict[str, Any]:
-        """Embed the training crops, cluster the tracks, reset the memory; returns round figures."""
+    def pseudo_labels(self) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """Embed the training crops with the current model and cluster the tracks.
+
+        Returns:
+            ``(crop features (M, D), track labels (T,), figures)``.
+        """
         start = time.perf_counter()
         feats = embed_paths(self.model, [c.path for c in self.lib.train], self.s, self.device,
                             desc=f"clustering (epoch {self.epoch + 1})")
-        groups = self.crop_groups()
         n = len(self.train_tracks)
         if self.s.labels == "tracks":
             labels = np.arange(n, dtype=np.int64)
         else:
             cannot = self.lib.cannot_link_matrix(self.train_tracks)
-            labels = cluster_tracks(group_mean(feats, groups, n), cannot, eps=self.s.eps, k1=self.s.k1,
-                                    k2=self.s.k2)
+            labels = cluster_tracks(group_mean(feats, self.crop_groups(), n), cannot, eps=self.s.eps,
+                                    k1=self.s.k1, k2=self.s.k2)
         clusters = int(labels.max()) + 1 if (labels >= 0).any() else 0
-        if clusters < 2:
-            raise DataError(f"{self.lib.settings['db']}: only {clusters} pseudo-identities among "
-                            f"{n} tracks: too little footage (or too few people) to adapt on")
+        return feats, labels, {"clusters": clusters, "clustered_tracks": int((labels >= 0).sum()),
+                               "outlier_tracks": int((labels < 0).sum()), "tracks": n,
+                               "cluster_seconds": round(time.perf_counter() - start, 2)}
+
+    def recluster(self) -> dict[str, Any]:
+        """Start a round: new pseudo-labels, the memory reset to their centroids; returns round figures.
+
+        Raises:
+            DataError: Fewer than two pseudo-identities (nothing to contrast).
+        """
+        feats, labels, figures = self.pseudo_labels()
+        if figures["clusters"] < 2:
+            raise DataError(f"{self.lib.settings['db']}: only {figures['clusters']} pseudo-identities among "
+                            f"{figures['tracks']} tracks: too little footage (or too few people) to adapt on")
         self.labels = labels
-        crop_labels = labels[groups]
+        crop_labels = labels[self.crop_groups()]
         keep = crop_labels >= 0
         cams = torch.tensor([c.camera for c in self.lib.train], dtype=torch.long)[torch.from_numpy(keep)]
         self.memory.reset(torch.from_numpy(feats[keep]), torch.from_numpy(crop_labels[keep]), cams)
         self.memory.to(self.device)
-        return {"clusters": clusters, "clustered_tracks": int((labels >= 0).sum()),
-                "outlier_tracks": int((labels < 0).sum()), "tracks": n,
-                "cluster_seconds": round(time.perf_counter() - start, 2)}
+        return figures
 
     def round_items(self) -> list[tuple[str, int, int]]:
         """``(path, pseudo-identity, camera)`` of the training crops of clustered tracks."""
