@@ -168,9 +168,7 @@ def mine_library(db: str | Path, root: str | Path, *, holdout: float = 0.25, min
     from core.store import Store
 
     db, root = Path(db), Path(root)
-    if not db.is_file():
-        raise DataError(f"{db}: no such library database")
-    settings = {"db": str(db.resolve()), "holdout": holdout, "min_track_len": min_track_len,
+    settings: dict[str, Any] = {"db": str(db.resolve()), "holdout": holdout, "min_track_len": min_track_len,
                 "max_crops": max_crops, "min_height": min_height, "heldout_step_s": heldout_step_s,
                 "video_ids": video_ids}
     tracks: list[MinedTrack] = []
@@ -181,17 +179,13 @@ def mine_library(db: str | Path, root: str | Path, *, holdout: float = 0.25, min
     for split in ("train", "heldout"):
         (root / "crops" / split).mkdir(parents=True, exist_ok=True)
         _clear_crops(root / "crops" / split)
+    settings["runs"] = library_runs(db, video_ids)
+    settings["skipped"] = []
     with Store(db) as store:
-        videos = store.list_videos()
-        if video_ids is not None:
-            unknown = set(video_ids) - {v.id for v in videos}
-            if unknown:
-                ids = ", ".join(map(str, sorted(unknown)))
-                raise DataError(f"{db}: no video with id {ids} in this library")
-            videos = [v for v in videos if v.id in set(video_ids)]
-        for video in videos:
-            run = store.latest_run(video.id)
-            if run is None or not Path(video.path).exists():
+        for video_id, run_id in settings["runs"]:
+            video, run = store.get_video(video_id), store.get_run(run_id)
+            if not Path(video.path).exists():
+                settings["skipped"].append(f"{video.path}: video file not found")
                 continue
             models.add(run.reid_name)
             split_s = video.duration_s * (1.0 - holdout)
@@ -245,10 +239,37 @@ def mine_library(db: str | Path, root: str | Path, *, holdout: float = 0.25, min
     return lib
 
 
-def load_or_mine(db: str | Path, root: str | Path, *, progress: bool = True, **kwargs: Any) -> MinedLibrary:
-    """The mining in ``root`` when it was done with the same settings, else :func:`mine_library`."""
+def library_runs(db: str | Path, video_ids: list[int] | None = None) -> list[list[int]]:
+    """``[video id, run id]`` of each video's newest finished run (only ``video_ids`` when given).
+
+    Raises:
+        DataError: No such database, or an unknown video id.
+    """
+    from core.store import Store
+
+    if not Path(db).is_file():
+        raise DataError(f"{db}: no such library database")
+    with Store(db) as store:
+        videos = store.list_videos()
+        if video_ids is not None:
+            unknown = set(video_ids) - {v.id for v in videos}
+            if unknown:
+                ids = ", ".join(map(str, sorted(unknown)))
+                raise DataError(f"{db}: no video with id {ids} in this library")
+            videos = [v for v in videos if v.id in set(video_ids)]
+        runs = [(v.id, store.latest_run(v.id)) for v in videos]
+    return [[vid, run.id] for vid, run in runs if run is not None]
+
+
+def load_or_mine(db: str | Path, root: str | Path, *, progress: bool = True,
+                 **kwargs: Any) -> tuple[MinedLibrary, bool]:
+    """The mining in ``root`` if done with the same settings on the same runs, else :func:`mine_library`.
+
+    Returns:
+        ``(library, mined anew)``.
+    """
     lib = MinedLibrary.load(root)
-    want = {"db": str(Path(db).resolve()), **kwargs}
+    want = {"db": str(Path(db).resolve()), "runs": library_runs(db, kwargs.get("video_ids")), **kwargs}
     if lib is not None and all(lib.settings.get(k) == v for k, v in want.items()):
-        return lib
-    return mine_library(db, root, progress=progress, **kwargs)
+        return lib, False
+    return mine_library(db, root, progress=progress, **kwargs), True

@@ -110,9 +110,12 @@ def adapt(db: str | Path, out: str | Path, *, work: str | Path | None = None,
     work = Path(work) if work is not None else default_work_dir(out)
     work.mkdir(parents=True, exist_ok=True)
     log = RunLog(work / "log.txt", progress)
-    lib = load_or_mine(db, work, progress=progress, **asdict(mining or MiningSettings()))
+    lib, fresh = load_or_mine(db, work, progress=progress, **asdict(mining or MiningSettings()))
+    if fresh:  # an earlier run in this folder (if any) was on other footage or crops
+        for name in ("last.pth", "base_check.json"):
+            (work / name).unlink(missing_ok=True)
     pairs = K.build_pairs(lib.heldout)
-    for line in _library_lines(lib, pairs):
+    for line in _library_lines(lib, pairs) + [f"skipped {note}" for note in lib.settings["skipped"]]:
         log(line)
     before = _base_check(pairs, s, work)  # first: Adapter.create seeds the generators
     log(f"base model {s.base or '(random init)'}: TMR@1%FMR {100 * before['tmr_at_fmr']:.1f}% "

@@ -290,7 +290,7 @@ class Adapter:
     def estimated_iters(self) -> int:
         """Batches left, for the progress bar (the current round's size times the epochs left)."""
         if not len(self.labels):
-            n = sum(1 for _ in self.lib.train) // max(self.s.batch_size, 1)
+            n = len(self.lib.train) // max(self.s.batch_size, 1)
             return (self.s.epochs - self.epoch) * max(1, min(self.s.iters_per_epoch, n))
         return (self.s.epochs - self.epoch) * self.batch_shape()[1]
 
