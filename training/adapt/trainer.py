@@ -87,7 +87,7 @@ class AdaptSettings:
     width: int = 128
     epochs: int = 10
     cluster_every: int = 2
-    iters_per_epoch: int = 100
+    iters_per_epoch: int = 50
     batch_size: int = 32
     num_instances: int = 4
     lr: float = 3.5e-4
