@@ -24,6 +24,17 @@ IDENTITY_0001: dict[str, tuple[int, int, int, int]] = {
 }
 
 
+# Hand annotation of vtest.avi, checked by eye on the full frames and on crops of every track:
+# (frame, xyxy box rounded to 10 px). The man in the navy down jacket with red shoulders, white
+# trainers and a sheet of paper in his hand, who walks with the blonde woman in the black coat:
+# at frame 60 he walks away up the path, at frame 300 he comes back down it (the tracker gives
+# him two different tracks, 2-14 s and 21-37 s, and two more later).
+VTEST_SAME_MAN: tuple[tuple[int, tuple[int, int, int, int]], ...] = (
+    (60, (460, 200, 510, 290)), (300, (570, 160, 620, 230)))
+# Someone else, never in a frame with him at those times: the woman in the red jacket at frame 500.
+VTEST_RED_JACKET_WOMAN: tuple[int, tuple[int, int, int, int]] = (500, (300, 190, 340, 260))
+
+
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pairwise IoU of ``(N, 4)`` and ``(M, 4)`` xyxy boxes -> ``(N, M)`` (written out here, not
     taken from ``core``, so the tests check the code against an independent definition)."""
