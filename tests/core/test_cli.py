@@ -22,7 +22,7 @@ from core.text import format_time
 from core.video import expand_sources, open_source
 
 REPO = Path(__file__).resolve().parents[2]
-HIT_KEYS = {"video", "track_id", "score", "segments", "best_frame", "best_time_s", "best_box"}
+HIT_KEYS = {"video", "track_id", "score", "segments", "best_frame", "best_time_s", "best_box", "track_ids"}
 
 
 def run_cli(*args, env_extra=None, timeout=300) -> subprocess.CompletedProcess:
