@@ -116,8 +116,9 @@ def test_v2_database_gets_people_marks_and_query_vectors_keeping_its_hits(tmp_pa
     with eng.begin() as conn:
         MIGRATIONS[2].apply(conn)
         conn.exec_driver_sql("INSERT INTO schema_version VALUES (2, '2024-02-01', 'v2')")
-        conn.exec_driver_sql("INSERT INTO hits (query_id, track_pk, score, best_frame, best_time_s, best_box, "
-                             "segments) VALUES (1, 2, 0.8, 2, 0.2, '[1, 2, 3, 4]', '[[0.0, 0.4, 0, 4]]')")
+        conn.exec_driver_sql("INSERT INTO hits (query_id, track_pk, score, best_frame, best_time_s, "
+                             "best_box, segments) VALUES (1, 2, 0.8, 2, 0.2, '[1, 2, 3, 4]', "
+                             "'[[0.0, 0.4, 0, 4]]')")
     eng.dispose()
     st = Store(db)
     assert st.schema_version == SCHEMA_VERSION >= 3
