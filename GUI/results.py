@@ -7,7 +7,7 @@ A threshold slider re-filters the hits of the last search live
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QBrush, QIcon, QImage, QPixmap
@@ -23,15 +23,22 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from GUI.timeline import format_time, score_color
+from core.search import DEFAULT_THRESHOLD
+from core.text import format_time
+from core.types import Hit
+from GUI.timeline import score_color
+from GUI.window_model import DEFAULT_SCORE_RANGE
 from GUI.workers import hit_key
+
+if TYPE_CHECKING:
+    from core.engine import SearchResult
 
 THUMB = QSize(34, 68)
 SLIDER_STEPS = 100
 HIT_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
-def time_range(hit: Any) -> str:
+def time_range(hit: Hit) -> str:
     """``start - end`` of a hit's segments (or its best time), e.g. ``0:12.3 - 0:25.0``."""
     if hit.segments:
         return f"{format_time(hit.segments[0].start_s)} - {format_time(hit.segments[-1].end_s)}"
@@ -51,10 +58,10 @@ class ResultsPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._result: Any = None
-        self._threshold = 0.5
-        self._score_range = (0.3, 0.9)
-        self._visible: tuple[Any, ...] = ()
+        self._result: SearchResult | None = None
+        self._threshold = DEFAULT_THRESHOLD
+        self._score_range = DEFAULT_SCORE_RANGE
+        self._visible: tuple[Hit, ...] = ()
         self._icons: dict[tuple[str, int, int], QIcon] = {}
         self._items: dict[tuple[str, int, int], QTreeWidgetItem] = {}
         self._quiet = False
@@ -96,7 +103,7 @@ class ResultsPanel(QWidget):
 
     # ------------------------------------------------------------------ state
     @property
-    def result(self) -> Any:
+    def result(self) -> SearchResult | None:
         """The ``SearchResult`` shown (``None`` before a search)."""
         return self._result
 
@@ -105,7 +112,7 @@ class ResultsPanel(QWidget):
         """The current threshold in ``[0, 1]``."""
         return self._threshold
 
-    def visible_hits(self) -> tuple[Any, ...]:
+    def visible_hits(self) -> tuple[Hit, ...]:
         """Hits at or above the threshold, best first."""
         return self._visible
 
@@ -119,13 +126,17 @@ class ResultsPanel(QWidget):
         self._refilter()
         self.thresholdChanged.emit(self._threshold)
 
-    def set_result(self, result: Any) -> None:
-        """Show a ``SearchResult`` (``None`` to clear)."""
+    def set_result(self, result: SearchResult | None, score_range: tuple[float, float] | None = None) -> None:
+        """Show a ``SearchResult`` (``None`` to clear), its scores coloured over ``score_range``.
+
+        Args:
+            result: The search to show.
+            score_range: ``(low, high)`` of the colour scale (``WindowModel.score_range``); ``None``
+                keeps the current one.
+        """
         self._result = result
-        if result is not None and result.hits:
-            scores = [h.score for h in result.hits]
-            lo, hi = min(scores), max(scores)
-            self._score_range = (min(lo, self._threshold), max(hi, self._threshold + 0.05))
+        if score_range is not None:
+            self._score_range = score_range
         self._refilter()
 
     def set_thumbnail(self, key: tuple[str, int, int], image: QImage) -> None:
@@ -148,7 +159,7 @@ class ResultsPanel(QWidget):
         """Score range used to colour hits (shared with the timeline)."""
         return self._score_range
 
-    def select_hit(self, hit: Any) -> None:
+    def select_hit(self, hit: Hit) -> None:
         """Select the row of ``hit`` without emitting ``hitActivated``."""
         item = self._items.get(hit_key(hit))
         self._quiet = True
@@ -161,7 +172,7 @@ class ResultsPanel(QWidget):
         finally:
             self._quiet = False
 
-    def item_for(self, hit: Any) -> QTreeWidgetItem | None:
+    def item_for(self, hit: Hit) -> QTreeWidgetItem | None:
         """The tree row showing ``hit``."""
         return self._items.get(hit_key(hit))
 
@@ -188,7 +199,7 @@ class ResultsPanel(QWidget):
                 return
             self._visible = tuple(result.above(self._threshold))
             total = len(result.hits)
-            by_video: dict[str, list[Any]] = {}
+            by_video: dict[str, list[Hit]] = {}
             for hit in self._visible:
                 by_video.setdefault(str(hit.video_path), []).append(hit)
             n_videos = len({str(h.video_path) for h in result.hits}) or len(by_video)
@@ -215,7 +226,7 @@ class ResultsPanel(QWidget):
             self.tree.setUpdatesEnabled(True)
             self._quiet = False
 
-    def _add_hit(self, group: QTreeWidgetItem, hit: Any) -> None:
+    def _add_hit(self, group: QTreeWidgetItem, hit: Hit) -> None:
         n = len(hit.segments)
         item = QTreeWidgetItem(group, [f"Track {hit.track_id}", f"{hit.score:.2f}",
                                        time_range(hit) + (f"  ({n} visits)" if n > 1 else "")])

@@ -116,7 +116,7 @@ class Database:
         return self._engine
 
     @contextmanager
-    def session(self, *, write: bool = False) -> Iterator[Session]:
+    def _session(self, *, write: bool = False) -> Iterator[Session]:
         """Open a session in a transaction, committed on normal exit and rolled back on error.
 
         Args:

@@ -31,8 +31,8 @@ class PeopleStore(Database):
                  .join(TrackTable, TrackTable.id == SightingTable.track_pk)
                  .where(TrackTable.run_id == int(run_id), near)
                  .order_by(SightingTable.track_pk, SightingTable.frame))
-        with self.session() as s:
-            return sightings_from_rows(s.execute(query).all())
+        with self._session() as session:
+            return sightings_from_rows(session.execute(query).all())
 
     def save_people(self, run_id: int, people: Mapping[int, int], *, settings: Mapping[str, Any],
                     elapsed_s: float) -> LinkingRecord:
@@ -51,30 +51,32 @@ class PeopleStore(Database):
         record = LinkingRecord(run_id=int(run_id), created=now(), settings_json=json.dumps(dict(settings),
                                                                                           sort_keys=True),
                                people=len(set(people.values())), elapsed_s=float(elapsed_s))
-        with self.session(write=True) as s:
-            s.execute(delete(TrackPersonTable).where(TrackPersonTable.run_id == record.run_id))
-            s.execute(delete(LinkingTable).where(LinkingTable.run_id == record.run_id))
+        with self._session(write=True) as session:
+            session.execute(delete(TrackPersonTable).where(TrackPersonTable.run_id == record.run_id))
+            session.execute(delete(LinkingTable).where(LinkingTable.run_id == record.run_id))
             if people:
-                s.execute(insert(TrackPersonTable), [{"track_pk": int(pk), "run_id": record.run_id,
-                                                      "person": int(p)} for pk, p in people.items()])
-            s.add(LinkingTable(run_id=record.run_id, created=record.created, settings=record.settings_json,
-                               people=record.people, elapsed_s=record.elapsed_s))
+                rows = [{"track_pk": int(pk), "run_id": record.run_id, "person": int(p)}
+                        for pk, p in people.items()]
+                session.execute(insert(TrackPersonTable), rows)
+            session.add(LinkingTable(run_id=record.run_id, created=record.created,
+                                     settings=record.settings_json, people=record.people,
+                                     elapsed_s=record.elapsed_s))
         return record
 
     def linkings(self, run_ids: Sequence[int] | None = None) -> dict[int, LinkingRecord]:
         """``{run_id: its linking}`` of the linked runs among ``run_ids`` (``None``: all runs)."""
         query = select(*LinkingTable.__table__.columns)
-        with self.session() as s:
-            rows = (s.execute(query).all() if run_ids is None
-                    else select_in(s, query, LinkingTable.run_id, run_ids))
+        with self._session() as session:
+            rows = (session.execute(query).all() if run_ids is None
+                    else select_in(session, query, LinkingTable.run_id, run_ids))
         return {r.run_id: LinkingRecord(run_id=r.run_id, created=r.created, settings_json=r.settings,
                                         people=r.people, elapsed_s=r.elapsed_s) for r in rows}
 
     def people_of(self, track_pks: Sequence[int]) -> dict[int, tuple[int, int]]:
         """``{track_pk: (run_id, person)}`` of the given tracks that belong to a linked run."""
         query = select(TrackPersonTable.track_pk, TrackPersonTable.run_id, TrackPersonTable.person)
-        with self.session() as s:
-            rows = select_in(s, query, TrackPersonTable.track_pk, track_pks)
+        with self._session() as session:
+            rows = select_in(session, query, TrackPersonTable.track_pk, track_pks)
         return {int(r.track_pk): (int(r.run_id), int(r.person)) for r in rows}
 
     def run_people(self, run_id: int) -> dict[int, list[int]]:
@@ -82,8 +84,8 @@ class PeopleStore(Database):
         query = (select(TrackPersonTable.person, TrackPersonTable.track_pk)
                  .where(TrackPersonTable.run_id == int(run_id)).order_by(TrackPersonTable.track_pk))
         out: dict[int, list[int]] = {}
-        with self.session() as s:
-            for person, pk in s.execute(query):
+        with self._session() as session:
+            for person, pk in session.execute(query):
                 out.setdefault(int(person), []).append(int(pk))
         return out
 
@@ -93,10 +95,10 @@ class PeopleStore(Database):
         by_run: dict[int, set[int]] = {}
         for run_id, person in people:
             by_run.setdefault(int(run_id), set()).add(int(person))
-        with self.session() as s:
+        with self._session() as session:
             for run_id, persons in by_run.items():
                 query = (select(TrackPersonTable.person, TrackPersonTable.track_pk)
                          .where(TrackPersonTable.run_id == run_id).order_by(TrackPersonTable.track_pk))
-                for r in select_in(s, query, TrackPersonTable.person, sorted(persons)):
+                for r in select_in(session, query, TrackPersonTable.person, sorted(persons)):
                     out.setdefault((run_id, int(r.person)), []).append(int(r.track_pk))
         return out

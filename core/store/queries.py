@@ -29,9 +29,9 @@ HitRows = Sequence[tuple[int | Sequence[int], Hit]]
 """Hits to store: ``(track_pk, hit)`` or ``((best track_pk, other track_pks ...), hit)`` pairs."""
 
 
-def _insert_hits(s: Session, query_id: int, hits: HitRows) -> None:
+def _insert_hits(session: Session, query_id: int, hits: HitRows) -> None:
     if hits:
-        s.execute(insert(HitTable), [hit_values(query_id, pks, h) for pks, h in hits])
+        session.execute(insert(HitTable), [hit_values(query_id, pks, h) for pks, h in hits])
 
 
 def hit_mark(track_pks: Sequence[int], marks: Mapping[int, str]) -> str:
@@ -69,14 +69,14 @@ class QueryStore(Database):
         Returns:
             The new query id.
         """
-        with self.session(write=True) as s:
+        with self._session(write=True) as session:
             q = QueryTable(created=now(), photos=json.dumps([str(p) for p in photos]),
                            video_ids=json.dumps([int(v) for v in video_ids]), threshold=float(threshold),
                            reid_sha256=reid_sha256, notes=json.dumps([str(n) for n in notes]),
                            vector=vector_bytes(vector), like_tracks=json.dumps([int(t) for t in like_tracks]))
-            s.add(q)
-            s.flush()
-            _insert_hits(s, q.id, hits)
+            session.add(q)
+            session.flush()
+            _insert_hits(session, q.id, hits)
             return q.id
 
     def replace_hits(self, query_id: int, hits: HitRows, *, threshold: float | None = None) -> None:
@@ -85,14 +85,14 @@ class QueryStore(Database):
         Raises:
             StoreError: No such query.
         """
-        with self.session(write=True) as s:
-            q = s.get(QueryTable, int(query_id))
+        with self._session(write=True) as session:
+            q = session.get(QueryTable, int(query_id))
             if q is None:
                 raise StoreError(f"query {query_id} is not in the library {self.path}.")
             if threshold is not None:
                 q.threshold = float(threshold)
-            s.execute(delete(HitTable).where(HitTable.query_id == q.id))
-            _insert_hits(s, q.id, hits)
+            session.execute(delete(HitTable).where(HitTable.query_id == q.id))
+            _insert_hits(session, q.id, hits)
 
     def set_marks(self, query_id: int, marks: Mapping[int, str | None]) -> None:
         """Set (``"confirmed"`` / ``"rejected"``) or clear (``None`` / ``""``) marks of tracks for a query.
@@ -104,22 +104,22 @@ class QueryStore(Database):
         for mark in marks.values():
             if mark and mark not in MARKS:
                 raise ValueError(f"mark must be one of {MARKS}, got {mark!r}")
-        with self.session(write=True) as s:
-            if s.get(QueryTable, int(query_id)) is None:
+        with self._session(write=True) as session:
+            if session.get(QueryTable, int(query_id)) is None:
                 raise StoreError(f"query {query_id} is not in the library {self.path}.")
             pks = [int(pk) for pk in marks]
             if pks:
-                s.execute(delete(MarkTable).where(MarkTable.query_id == int(query_id),
+                session.execute(delete(MarkTable).where(MarkTable.query_id == int(query_id),
                                                   MarkTable.track_pk.in_(pks)))
             rows = [{"query_id": int(query_id), "track_pk": int(pk), "mark": m, "created": now()}
                     for pk, m in marks.items() if m]
             if rows:
-                s.execute(insert(MarkTable), rows)
+                session.execute(insert(MarkTable), rows)
 
     def marks(self, query_id: int) -> dict[int, str]:
         """``{track_pk: mark}`` of a query."""
-        with self.session() as s:
-            return {int(pk): m for pk, m in s.execute(
+        with self._session() as session:
+            return {int(pk): m for pk, m in session.execute(
                 select(MarkTable.track_pk, MarkTable.mark).where(MarkTable.query_id == int(query_id)))}
 
     def load_query(self, query_id: int) -> QueryRecord:
@@ -128,11 +128,11 @@ class QueryStore(Database):
         Raises:
             StoreError: No such query.
         """
-        with self.session() as s:
-            q = s.get(QueryTable, int(query_id))
+        with self._session() as session:
+            q = session.get(QueryTable, int(query_id))
             if q is None:
                 raise StoreError(f"query {query_id} is not in the library {self.path}.")
-            rows = s.execute(
+            rows = session.execute(
                 select(HitTable, TrackTable.track_id, VideoTable.id, VideoTable.path)
                 .join(TrackTable, TrackTable.id == HitTable.track_pk)
                 .join(RunTable, RunTable.id == TrackTable.run_id)
@@ -140,9 +140,9 @@ class QueryStore(Database):
                 .where(HitTable.query_id == q.id).order_by(HitTable.id)).all()
             all_pks = [hit_track_pks(r[0]) for r in rows]
             members = {int(r.id): (int(r.track_id), int(r.first_frame)) for r in select_in(
-                s, select(TrackTable.id, TrackTable.track_id, TrackTable.first_frame), TrackTable.id,
+                session, select(TrackTable.id, TrackTable.track_id, TrackTable.first_frame), TrackTable.id,
                 [pk for pks in all_pks for pk in pks])}
-            marks = {int(pk): m for pk, m in s.execute(
+            marks = {int(pk): m for pk, m in session.execute(
                 select(MarkTable.track_pk, MarkTable.mark).where(MarkTable.query_id == q.id))}
             found = []
             for (h, track_id, video_id, video_path), pks in zip(rows, all_pks, strict=True):
@@ -161,13 +161,13 @@ class QueryStore(Database):
                   .group_by(HitTable.query_id).subquery())
         query = (select(QueryTable, func.coalesce(counts.c.n, 0))
                  .outerjoin(counts, counts.c.query_id == QueryTable.id).order_by(QueryTable.id.desc()))
-        with self.session() as s:
-            out = [query_summary_from_row(q, n) for q, n in s.execute(query)]
+        with self._session() as session:
+            out = [query_summary_from_row(q, n) for q, n in session.execute(query)]
         if video_id is not None:
             out = [q for q in out if int(video_id) in q.video_ids]
         return out
 
     def delete_query(self, query_id: int) -> None:
         """Remove a saved search, its hits and marks."""
-        with self.session(write=True) as s:
-            s.execute(delete(QueryTable).where(QueryTable.id == int(query_id)))
+        with self._session(write=True) as session:
+            session.execute(delete(QueryTable).where(QueryTable.id == int(query_id)))

@@ -42,7 +42,7 @@ def _of_model(query: Select[Any], reid_sha256: str) -> Select[Any]:
             .where(RunTable.reid_sha256 == reid_sha256))
 
 
-def write_tracks(s: Session, run_id: int, embedding_dim: int, tracks: Sequence[NewTrack]) -> None:
+def write_tracks(session: Session, run_id: int, embedding_dim: int, tracks: Sequence[NewTrack]) -> None:
     """Insert whole tracks of a run with three executemany statements (the caller holds the write lock).
 
     Track ids are given explicitly (``max(id) + 1 ...``), which is safe inside the
@@ -58,7 +58,7 @@ def write_tracks(s: Session, run_id: int, embedding_dim: int, tracks: Sequence[N
         if t.vectors.size and t.vectors.shape[1] != embedding_dim:
             raise ValueError(f"track {t.track_id}: vectors have D={t.vectors.shape[1]}, "
                              f"run expects {embedding_dim}")
-    conn = s.connection()
+    conn = session.connection()
     next_pk = int(conn.execute(select(func.coalesce(func.max(TrackTable.id), 0))).scalar()) + 1
     track_rows, sighting_rows, embedding_rows = [], [], []
     for pk, t in enumerate(tracks, start=next_pk):
@@ -89,21 +89,21 @@ class TrackStore(Database):
     def tracks(self, run_id: int) -> list[TrackRecord]:
         """The run's tracks ordered by tracker id."""
         query = _tracks_query().where(TrackTable.run_id == int(run_id)).order_by(TrackTable.track_id)
-        with self.session() as s:
-            return [track_from_row(r) for r in s.execute(query)]
+        with self._session() as session:
+            return [track_from_row(r) for r in session.execute(query)]
 
     def get_tracks(self, track_pks: Sequence[int] | np.ndarray) -> dict[int, TrackRecord]:
         """Tracks by database id (unknown ids are left out)."""
-        with self.session() as s:
-            rows = select_in(s, _tracks_query(), TrackTable.id, track_pks)
+        with self._session() as session:
+            rows = select_in(session, _tracks_query(), TrackTable.id, track_pks)
         return {r.id: track_from_row(r) for r in rows}
 
     def sightings(self, track_pk: int) -> Sightings:
         """All boxes of one track, by frame."""
         query = (_sightings_query().where(SightingTable.track_pk == int(track_pk))
                  .order_by(SightingTable.frame))
-        with self.session() as s:
-            return sightings_from_rows(s.execute(query).all())
+        with self._session() as session:
+            return sightings_from_rows(session.execute(query).all())
 
     def sightings_of(self, track_pks: Sequence[int] | np.ndarray) -> dict[int, Sightings]:
         """Sightings of several tracks in one go.
@@ -115,8 +115,8 @@ class TrackStore(Database):
             ``{track_pk: its sightings by frame}``; tracks without sightings (unknown ids) are left out.
         """
         query = _sightings_query().order_by(SightingTable.track_pk, SightingTable.frame)
-        with self.session() as s:
-            rows = select_in(s, query, SightingTable.track_pk, track_pks)  # chunks in track_pk order
+        with self._session() as session:
+            rows = select_in(session, query, SightingTable.track_pk, track_pks)  # chunks in track_pk order
         return split_by_track(sightings_from_rows(rows))
 
     def sightings_in_frame(self, run_id: int, frame_lo: int, frame_hi: int | None = None) -> Sightings:
@@ -132,8 +132,8 @@ class TrackStore(Database):
                  .where(SightingTable.run_id == int(run_id), SightingTable.frame >= int(frame_lo),
                         SightingTable.frame <= int(frame_hi))
                  .order_by(SightingTable.frame, TrackTable.track_id))
-        with self.session() as s:
-            return sightings_from_rows(s.execute(query).all())
+        with self._session() as session:
+            return sightings_from_rows(session.execute(query).all())
 
     # -- embeddings ---------------------------------------------------------------------------
 
@@ -162,11 +162,11 @@ class TrackStore(Database):
             query = _of_model(query, reid_sha256)
         if min_id is not None:
             query = query.where(EmbeddingTable.id > int(min_id))
-        with self.session() as s:
+        with self._session() as session:
             if run_ids is None:
-                rows = s.execute(query).all()
+                rows = session.execute(query).all()
             else:
-                rows = sorted(select_in(s, query, EmbeddingTable.run_id, run_ids), key=lambda r: r.id)
+                rows = sorted(select_in(session, query, EmbeddingTable.run_id, run_ids), key=lambda r: r.id)
         return embeddings_from_rows(rows, with_vectors=with_vectors)
 
     def embedding_ids(self, run_ids: Sequence[int]) -> np.ndarray:
@@ -177,23 +177,23 @@ class TrackStore(Database):
         """``(count, max id)`` of the embeddings of one ReID model (``(0, 0)`` when none)."""
         count_max = select(func.count(EmbeddingTable.id), func.coalesce(func.max(EmbeddingTable.id), 0))
         query = _of_model(count_max, reid_sha256)
-        with self.session() as s:
-            count, max_id = s.execute(query).one()
+        with self._session() as session:
+            count, max_id = session.execute(query).one()
         return int(count), int(max_id)
 
     def embedding_counts(self, reid_sha256: str) -> dict[int, int]:
         """``{run_id: number of embeddings}`` of every run of one ReID model that has embeddings."""
         query = _of_model(select(EmbeddingTable.run_id, func.count(EmbeddingTable.id)),
                           reid_sha256).group_by(EmbeddingTable.run_id)
-        with self.session() as s:
-            return {int(r): int(n) for r, n in s.execute(query)}
+        with self._session() as session:
+            return {int(r): int(n) for r, n in session.execute(query)}
 
     def track_embeddings(self, track_pks: Sequence[int] | np.ndarray) -> dict[int, StoredEmbeddings]:
         """``{track_pk: its embeddings by id}`` of the given tracks (tracks without any are left out)."""
         query = select(EmbeddingTable.id, EmbeddingTable.track_pk, EmbeddingTable.run_id,
                        EmbeddingTable.frame, EmbeddingTable.quality, EmbeddingTable.vector)
-        with self.session() as s:
-            rows = sorted(select_in(s, query, EmbeddingTable.track_pk, track_pks),
+        with self._session() as session:
+            rows = sorted(select_in(session, query, EmbeddingTable.track_pk, track_pks),
                           key=lambda r: (r.track_pk, r.id))
         emb = embeddings_from_rows(rows, with_vectors=True)
         if len(emb) == 0:
@@ -211,6 +211,6 @@ class TrackStore(Database):
     def embedding_info(self, ids: Sequence[int] | np.ndarray) -> dict[int, tuple[int, int]]:
         """``{embedding id: (track_pk, frame)}`` for the given embedding ids (unknown ids are left out)."""
         query = select(EmbeddingTable.id, EmbeddingTable.track_pk, EmbeddingTable.frame)
-        with self.session() as s:
-            rows = select_in(s, query, EmbeddingTable.id, ids)
+        with self._session() as session:
+            rows = select_in(session, query, EmbeddingTable.id, ids)
         return {int(r.id): (int(r.track_pk), int(r.frame)) for r in rows}

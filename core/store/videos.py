@@ -45,15 +45,15 @@ class VideoStore(Database):
             The video's record, with the new path.
         """
         path = str(Path(path).expanduser().resolve())
-        with self.session(write=True) as s:
-            row = s.scalars(select(VideoTable).where(VideoTable.fingerprint == fingerprint)).first()
+        with self._session(write=True) as session:
+            row = session.scalars(select(VideoTable).where(VideoTable.fingerprint == fingerprint)).first()
             if row is None:
                 row = VideoTable(path=path, fingerprint=fingerprint, fps=float(fps),
                                  frame_count=int(frame_count),
                                  duration_s=float(frame_count) / fps if fps > 0 else 0.0,
                                  width=int(width), height=int(height), added=now())
-                s.add(row)
-                s.flush()
+                session.add(row)
+                session.flush()
             elif row.path != path:
                 row.path = path
             if row.frame_count < frame_count:
@@ -67,8 +67,8 @@ class VideoStore(Database):
         Raises:
             StoreError: No such video.
         """
-        with self.session() as s:
-            row = s.get(VideoTable, int(video_id))
+        with self._session() as session:
+            row = session.get(VideoTable, int(video_id))
             if row is None:
                 raise StoreError(f"video {video_id} is not in the library {self.path}.")
             return video_from_row(row)
@@ -76,26 +76,26 @@ class VideoStore(Database):
     def video_by_path(self, path: str | Path) -> VideoRecord | None:
         """Return the video last seen at ``path`` (absolute, resolved), or ``None``."""
         path = str(Path(path).expanduser().resolve())
-        with self.session() as s:
+        with self._session() as session:
             query = select(VideoTable).where(VideoTable.path == path).order_by(VideoTable.id.desc())
-            row = s.scalars(query).first()
+            row = session.scalars(query).first()
             return video_from_row(row) if row else None
 
     def video_by_fingerprint(self, fingerprint: str) -> VideoRecord | None:
         """Return the video with this content fingerprint, or ``None``."""
-        with self.session() as s:
-            row = s.scalars(select(VideoTable).where(VideoTable.fingerprint == fingerprint)).first()
+        with self._session() as session:
+            row = session.scalars(select(VideoTable).where(VideoTable.fingerprint == fingerprint)).first()
             return video_from_row(row) if row else None
 
     def list_videos(self) -> list[VideoRecord]:
         """All videos, in the order they were added."""
-        with self.session() as s:
-            return [video_from_row(r) for r in s.scalars(select(VideoTable).order_by(VideoTable.id))]
+        with self._session() as session:
+            return [video_from_row(r) for r in session.scalars(select(VideoTable).order_by(VideoTable.id))]
 
     def delete_video(self, video_id: int) -> None:
         """Remove a video with its runs, tracks, sightings, embeddings and hits."""
-        with self.session(write=True) as s:
-            s.execute(delete(VideoTable).where(VideoTable.id == int(video_id)))
+        with self._session(write=True) as session:
+            session.execute(delete(VideoTable).where(VideoTable.id == int(video_id)))
 
     # -- runs ---------------------------------------------------------------------------------
 
@@ -107,8 +107,8 @@ class VideoStore(Database):
         Raises:
             StoreError: A run with this ``settings_key`` already exists for the video.
         """
-        with self.session(write=True) as s:
-            if s.scalar(select(RunTable.id).where(RunTable.video_id == video_id,
+        with self._session(write=True) as session:
+            if session.scalar(select(RunTable.id).where(RunTable.video_id == video_id,
                                                   RunTable.settings_key == settings_key)) is not None:
                 raise StoreError(f"video {video_id} already has a run with settings {settings_key[:12]}.")
             row = RunTable(video_id=int(video_id), detector_name=detector_name,
@@ -117,8 +117,8 @@ class VideoStore(Database):
                            settings=json.dumps(dict(settings), sort_keys=True), settings_key=settings_key,
                            status="running", frames_done=0, frames_total=int(frames_total), tracks_done=0,
                            started=now())
-            s.add(row)
-            s.flush()
+            session.add(row)
+            session.flush()
             return run_from_row(row)
 
     def get_run(self, run_id: int) -> RunRecord:
@@ -127,16 +127,16 @@ class VideoStore(Database):
         Raises:
             StoreError: No such run.
         """
-        with self.session() as s:
-            row = s.execute(select(*_RUN_COLUMNS).where(RunTable.id == int(run_id))).first()
+        with self._session() as session:
+            row = session.execute(select(*_RUN_COLUMNS).where(RunTable.id == int(run_id))).first()
             if row is None:
                 raise StoreError(f"indexing run {run_id} is not in the library {self.path}.")
             return run_from_row(row)
 
     def find_run(self, video_id: int, settings_key: str) -> RunRecord | None:
         """Return the video's run with these models and settings, or ``None``."""
-        with self.session() as s:
-            row = s.execute(select(*_RUN_COLUMNS).where(RunTable.video_id == int(video_id),
+        with self._session() as session:
+            row = session.execute(select(*_RUN_COLUMNS).where(RunTable.video_id == int(video_id),
                                                         RunTable.settings_key == settings_key)).first()
             return run_from_row(row) if row else None
 
@@ -150,8 +150,8 @@ class VideoStore(Database):
             query = query.where(RunTable.status == status)
         if reid_sha256 is not None:
             query = query.where(RunTable.reid_sha256 == reid_sha256)
-        with self.session() as s:
-            return [run_from_row(r) for r in s.execute(query)]
+        with self._session() as session:
+            return [run_from_row(r) for r in session.execute(query)]
 
     def latest_run(self, video_id: int, *, status: str | None = "done",
                    reid_sha256: str | None = None) -> RunRecord | None:
@@ -161,8 +161,8 @@ class VideoStore(Database):
 
     def load_run_state(self, run_id: int) -> bytes | None:
         """The resume state saved with the run's last checkpoint (``None`` if none)."""
-        with self.session() as s:
-            return s.scalar(select(RunTable.state).where(RunTable.id == int(run_id)))
+        with self._session() as session:
+            return session.scalar(select(RunTable.state).where(RunTable.id == int(run_id)))
 
     def checkpoint(self, run_id: int, *, frames_done: int, tracks: Sequence[NewTrack] = (),
                    state: bytes | None = None, status: str = "running", error: str | None = None,
@@ -185,11 +185,11 @@ class VideoStore(Database):
             The updated run.
         """
         _check_status(status)
-        with self.session(write=True) as s:
-            run = s.get(RunTable, int(run_id))
+        with self._session(write=True) as session:
+            run = session.get(RunTable, int(run_id))
             if run is None:
                 raise StoreError(f"indexing run {run_id} is not in the library {self.path}.")
-            write_tracks(s, run.id, run.embedding_dim, tracks)
+            write_tracks(session, run.id, run.embedding_dim, tracks)
             run.frames_done = int(frames_done)
             run.state = state
             run.status = status
@@ -198,25 +198,25 @@ class VideoStore(Database):
             if frames_total is not None:
                 run.frames_total = int(frames_total)
             run.finished = now() if status in ("done", "failed", "cancelled") else None
-            s.flush()
+            session.flush()
             return run_from_row(run)
 
     def set_run_status(self, run_id: int, status: str, error: str | None = None) -> None:
         """Change a run's status (and error sentence) without touching its data."""
         _check_status(status)
-        with self.session(write=True) as s:
-            s.execute(update(RunTable).where(RunTable.id == int(run_id)).values(
+        with self._session(write=True) as session:
+            session.execute(update(RunTable).where(RunTable.id == int(run_id)).values(
                 status=status, error=error, finished=now() if status != "running" else None))
 
     def reset_run(self, run_id: int) -> None:
         """Forget a run's tracks (and its people) and resume state: it starts again at frame 0."""
-        with self.session(write=True) as s:
-            s.execute(delete(LinkingTable).where(LinkingTable.run_id == int(run_id)))
-            s.execute(delete(TrackTable).where(TrackTable.run_id == int(run_id)))
-            s.execute(update(RunTable).where(RunTable.id == int(run_id)).values(
+        with self._session(write=True) as session:
+            session.execute(delete(LinkingTable).where(LinkingTable.run_id == int(run_id)))
+            session.execute(delete(TrackTable).where(TrackTable.run_id == int(run_id)))
+            session.execute(update(RunTable).where(RunTable.id == int(run_id)).values(
                 frames_done=0, tracks_done=0, state=None, status="running", error=None, finished=None))
 
     def delete_run(self, run_id: int) -> None:
         """Remove a run with its tracks, sightings, embeddings and hits."""
-        with self.session(write=True) as s:
-            s.execute(delete(RunTable).where(RunTable.id == int(run_id)))
+        with self._session(write=True) as session:
+            session.execute(delete(RunTable).where(RunTable.id == int(run_id)))

@@ -307,6 +307,7 @@ def test_expand_sources_tells_folders_apart(tmp_path):
 
 def test_format_time():
     assert format_time(0) == "0:00.0"
+    assert format_time(79.5) == "1:19.5"
     assert format_time(83.44) == "1:23.4"
     assert format_time(3725) == "1:02:05.0"
     assert format_time(3725, precise=False) == "1:02:05"
