@@ -61,7 +61,7 @@ from training.evaluation.rerank import re_ranking
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
 PCTS = (1, 5, 10, 25, 50, 75, 90, 95, 99)
-THRESHOLDS = (0.60, 0.65, 0.70, 0.72, 0.74, 0.76, 0.78, 0.80, 0.85)
+THRESHOLDS = (0.60, 0.70, 0.76, 0.80, 0.82, 0.84, 0.85, 0.86, 0.88, 0.90)
 
 # Hand annotation of vtest.avi, checked by eye on crops of every track (contact sheets of 8 crops
 # per track and full frames around each junction): the people who come back, one (frame, box)
