@@ -148,6 +148,8 @@ class MainWindow(WindowUi):
         self.queries.problem.connect(lambda text: self.show_message("error", text))
         self.queries.changed.connect(lambda: setattr(self.model, "photos", self.queries.photos()))
         self.results.hitActivated.connect(self.show_hit)
+        self.results.markRequested.connect(self.search.mark)
+        self.results.similarRequested.connect(self.search.find_similar)
         self.results.thresholdChanged.connect(lambda value: setattr(self.model, "threshold", value))
         self.player.frameShown.connect(self.frameShown)
         self.player.problem.connect(lambda text: self.show_message("error", text))

@@ -3,7 +3,9 @@
 :class:`SearchControl` checks that a search can run (say why not, in one sentence),
 starts index + search on the background jobs (waiting for the models when they are
 still loading), shows its progress, puts the ``SearchResult`` into the window's model,
-and writes the hits shown to CSV/JSON or as images.
+and writes the hits shown to CSV/JSON or as images. It also runs the searches the user
+steers: a hit marked as the person or not (``Engine.refine``, the same query re-ranked)
+and "find similar" from a hit (``Engine.search_like``, a new query over every video).
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from core import export
 from core.errors import ReidSearchError
-from GUI.background import ENGINE_JOB, INDEX_JOB, SAVE_JOB, Background
+from GUI.background import ENGINE_JOB, FEEDBACK_JOB, INDEX_JOB, SAVE_JOB, Background
 from GUI.progress import ProgressDisplay
 from GUI.window_model import WindowModel
 from GUI.workers import Cancelled, ExportDone, Status
 
 if TYPE_CHECKING:
     from core.engine import SearchResult
+    from core.types import Hit
 
 
 class SearchControl(QObject):
@@ -89,6 +92,28 @@ class SearchControl(QObject):
         self.jobs.index_and_search(videos, None if index_only else photos, self.model.threshold)
         return True
 
+    def mark(self, hit: Hit, mark: str) -> bool:
+        """Mark a hit of the search shown (``"confirmed"``, ``"rejected"``, ``""``: clear) and re-rank it."""
+        result = self.model.result
+        if result is None or self.jobs.engine is None:
+            return False
+        if not self.jobs.refine(result.query_id, hit, mark):
+            self.message.emit("info", "Wait for the running search to end, then mark the hit again.")
+            return False
+        self.status.emit("Re-ranking with your mark...")
+        return True
+
+    def find_similar(self, hit: Hit) -> bool:
+        """Search every video of the library for the person of ``hit`` (their appearance is the query)."""
+        if self.jobs.engine is None:
+            self.message.emit("error", "The models are not loaded yet; try again in a moment.")
+            return False
+        if not self.jobs.find_similar(hit):
+            self.message.emit("info", "Wait for the running search to end, then ask again.")
+            return False
+        self.status.emit(f"Finding people like track {hit.track_id}...")
+        return True
+
     def reopen(self, query_id: int) -> SearchResult | None:
         """A stored search with its hits (``None``, and a message saying why, if it cannot be loaded)."""
         engine = self.jobs.engine
@@ -122,19 +147,27 @@ class SearchControl(QObject):
         if isinstance(outcome, Status):
             self.message.emit("info", outcome.text)
             return
+        previous = self.model.result
+        refined = previous is not None and previous.query_id == outcome.query_id
         self.model.result = outcome
-        for note in outcome.notes:
-            self.message.emit("info", note)
+        if not refined:
+            for note in outcome.notes:
+                self.message.emit("info", note)
         shown = len(self.model.visible_hits)
-        self.message.emit("info", f"Search done in {outcome.elapsed_s:.1f} s: {shown} hit"
-                                  f"{'s' if shown != 1 else ''} at or above {self.model.threshold:.2f} "
-                                  f"({len(outcome.hits)} candidates). Click a hit to see the person.")
+        what = "Re-ranked" if refined else "Search done"
+        sentence = outcome.explain(self.model.threshold)
+        if shown:
+            self.message.emit("info", f"{what} in {outcome.elapsed_s:.1f} s: {sentence} Click a hit to see "
+                                      "the person.")
+        else:  # nobody to click: the sentence says the best score found and what to do
+            self.message.emit("info", f"{what} in {outcome.elapsed_s:.1f} s. {sentence}")
         self.searchFinished.emit(outcome)
 
     @Slot(str)
     def _job_done(self, name: str) -> None:
-        if name in (INDEX_JOB, SAVE_JOB):
-            self.progress.set_visible(self.jobs.busy(INDEX_JOB) or self.jobs.busy(SAVE_JOB))
+        if name in (INDEX_JOB, SAVE_JOB, FEEDBACK_JOB):
+            self.progress.set_visible(self.jobs.busy(INDEX_JOB) or self.jobs.busy(SAVE_JOB)
+                                      or self.jobs.busy(FEEDBACK_JOB))
 
     # ------------------------------------------------------------------ hits out
     def export_hits(self, path: str | Path) -> Path | None:

@@ -66,3 +66,15 @@ def cut_clip(video: Path, out: Path, start: int, count: int, fps: float = 10.0) 
             writer.release()
         cap.release()
     return out
+
+
+def track_at(store, run_id: int, frame: int, box: tuple[float, float, float, float],
+             min_iou: float = 0.5) -> int:
+    """Database id (``track_pk``) of the track whose box at ``frame`` is the annotated one (IoU >= min_iou).
+    """
+    seen = store.sightings_in_frame(run_id, frame)
+    assert len(seen), f"nobody tracked at frame {frame}"
+    iou = box_iou(np.array([box], np.float32), seen.boxes)[0]
+    i = int(np.argmax(iou))
+    assert iou[i] >= min_iou, f"no track at frame {frame} matches {box} (best IoU {iou[i]:.2f})"
+    return int(seen.track_pks[i])
