@@ -2,13 +2,13 @@
 
 :class:`Background` holds the window's ``core.engine.Engine`` (built on a worker
 thread, since loading the models takes seconds) and starts the jobs of
-:mod:`GUI.workers` with it: index + search, the library listing, thumbnails and
-hit images; :meth:`Background.run` starts the jobs other parts of the window define
-(reopening a search, checking photos, exporting clips). It re-emits what the jobs
-report as its own signals, on the GUI thread, so the window only connects to one
-object. It also holds the player's readers (:mod:`GUI.readers`): the frames of the
-open video and the people's boxes, so no frame is decoded and no box is read on the
-GUI thread.
+:mod:`GUI.workers` with it: index + search, marking hits and finding similar people,
+the library listing, thumbnails and hit images; :meth:`Background.run` starts the jobs
+other parts of the window define (reopening a search, checking photos, exporting clips).
+It re-emits what the jobs report as its own signals, on the GUI thread, so the window only
+connects to one object. It also holds the player's readers (:mod:`GUI.readers`): the
+frames of the open video and the people's boxes, so no frame is decoded and no box is read
+on the GUI thread.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from GUI.workers import (
     index_and_search_body,
     library_body,
     load_engine_body,
+    refine_body,
+    similar_body,
     thumbnails_body,
 )
 
@@ -45,7 +47,8 @@ ENGINE_JOB = "load models"
 SAVE_JOB = "save images"
 LIBRARY_JOB = "library"
 EVIDENCE_JOB = "export clips"
-PROGRESS_JOBS = (INDEX_JOB, SAVE_JOB, EVIDENCE_JOB)
+FEEDBACK_JOB = "refine"
+PROGRESS_JOBS = (INDEX_JOB, SAVE_JOB, EVIDENCE_JOB, FEEDBACK_JOB)
 """Jobs whose progress the status bar shows (with Cancel)."""
 
 
@@ -87,7 +90,8 @@ class Background(QObject):
         engineFailed(str): The engine could not be built (readable sentence).
         libraryLoaded(object): A ``GUI.workers.LibrarySnapshot`` of the database.
         progress(object): ``IndexProgress`` or ``Status`` of index + search or image saving.
-        searchDone(object): The ``SearchResult``, a ``Status`` (index only) or ``Cancelled``.
+        searchDone(object): The ``SearchResult`` (of a search, a re-ranking or a find-similar), a
+            ``Status`` (index only) or ``Cancelled``.
         imagesSaved(object): ``ExportDone`` or ``Cancelled``.
         thumbnailReady(object): A ``GUI.workers.Thumbnail``.
         error(str): A job failed (readable sentence).
@@ -230,6 +234,24 @@ class Background(QObject):
         job.error.connect(self.error)
         self.runner.start(job)
 
+    def refine(self, query_id: int, hit: Hit, mark: str) -> bool:
+        """Mark a hit of a stored search (``""``: clear its mark) and re-rank it; False if busy."""
+        return self._feedback(refine_body(self.engine, query_id, hit, mark))
+
+    def find_similar(self, hit: Hit) -> bool:
+        """Search every video of the library for the person of ``hit``; False if busy."""
+        return self._feedback(similar_body(self.engine, hit))
+
+    def _feedback(self, body: Callable[[Job], object]) -> bool:
+        if self.engine is None or self.busy(FEEDBACK_JOB) or self.busy(INDEX_JOB):
+            return False
+        job = self._job(FEEDBACK_JOB, body)
+        job.progress.connect(self.progress)
+        job.result.connect(self.searchDone)
+        job.error.connect(self.error)
+        self.runner.start(job)
+        return True
+
     def thumbnails(self, hits: Sequence[Hit], missing: Callable[[Hit], bool]) -> None:
         """Make the thumbnails of the hits for which ``missing(hit)`` holds (stops the previous run)."""
         self.runner.cancel(THUMB_JOB)
@@ -259,7 +281,7 @@ class Background(QObject):
     def _job_done(self) -> None:
         job = self.sender()
         name = job.name if isinstance(job, Job) else ""
-        if name == INDEX_JOB or (name == LIBRARY_JOB and self._library_dirty):
+        if name in (INDEX_JOB, FEEDBACK_JOB) or (name == LIBRARY_JOB and self._library_dirty):
             self.refresh_library()
         self.jobFinished.emit(name)
 

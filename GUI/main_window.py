@@ -150,6 +150,8 @@ class MainWindow(WindowUi):
         self.queries.addRequested.connect(self.choose_photos)
         self.queries.changed.connect(lambda: setattr(self.model, "photos", self.queries.photos()))
         self.results.hitActivated.connect(self.show_hit)
+        self.results.markRequested.connect(self.search.mark)
+        self.results.similarRequested.connect(self.search.find_similar)
         self.results.thresholdChanged.connect(lambda value: setattr(self.model, "threshold", value))
         self.player.frameShown.connect(self.frameShown)
         for problem in (self.queries.problem, self.player.problem):

@@ -4,7 +4,10 @@
 starts index + search on the background jobs (waiting for the models when they are
 still loading, and for the photos' checks), shows its progress, puts the
 ``SearchResult`` into the window's model, reopens a past search (read on a worker: the
-library may be slow), and writes the hits shown to CSV/JSON or as images.
+library may be slow), and writes the hits shown to CSV/JSON or as images. It also runs the
+searches the user steers: a hit marked as the person or not (``Engine.refine``, the same
+query re-ranked) and "find similar" from a hit (``Engine.search_like``, a new query over
+every video).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 from core import export
 from core.errors import ReidSearchError
 from core.text import plural
-from GUI.background import ENGINE_JOB, INDEX_JOB, SAVE_JOB, Background
+from GUI.background import ENGINE_JOB, INDEX_JOB, PROGRESS_JOBS, SAVE_JOB, Background
 from GUI.progress import ProgressDisplay
 from GUI.query_control import QueryControl
 from GUI.window_model import WindowModel
@@ -28,6 +31,7 @@ REOPEN_JOB = "reopen query"
 
 if TYPE_CHECKING:
     from core.engine import SearchResult
+    from core.types import Hit
 
 
 SEARCH_TAIL_S = 1.5
@@ -108,6 +112,28 @@ class SearchControl(QObject):
         self.jobs.index_and_search(videos, None if index_only else photos, self.model.threshold)
         return True
 
+    def mark(self, hit: Hit, mark: str) -> bool:
+        """Mark a hit of the search shown (``"confirmed"``, ``"rejected"``, ``""``: clear) and re-rank it."""
+        result = self.model.result
+        if result is None or self.jobs.engine is None:
+            return False
+        if not self.jobs.refine(result.query_id, hit, mark):
+            self.message.emit("info", "Wait for the running search to end, then mark the hit again.")
+            return False
+        self.status.emit("Re-ranking with your mark...")
+        return True
+
+    def find_similar(self, hit: Hit) -> bool:
+        """Search every video of the library for the person of ``hit`` (their appearance is the query)."""
+        if self.jobs.engine is None:
+            self.message.emit("error", "The models are not loaded yet; try again in a moment.")
+            return False
+        if not self.jobs.find_similar(hit):
+            self.message.emit("info", "Wait for the running search to end, then ask again.")
+            return False
+        self.status.emit(f"Finding people like track {hit.track_id}...")
+        return True
+
     def reopen(self, query_id: int, video_path: str = "") -> bool:
         """Read a stored search on a worker; :attr:`reopened` follows (or a message saying why not).
 
@@ -155,19 +181,25 @@ class SearchControl(QObject):
         if isinstance(outcome, Status):
             self.message.emit("info", outcome.text)
             return
+        previous = self.model.result
+        refined = previous is not None and previous.query_id == outcome.query_id
         self.model.result = outcome
-        for note in outcome.notes[len(outcome.photos):]:  # the photos' own notes are the query panel's
-            self.message.emit("info", note)
+        if not refined:
+            for note in outcome.notes[len(outcome.photos):]:  # the photos' own notes are the query panel's
+                self.message.emit("info", note)
         shown = len(self.model.visible_hits)
-        candidates = plural(len(outcome.hits), "candidate")
-        self.message.emit("info", f"Search done in {outcome.elapsed_s:.1f} s: {plural(shown, 'hit')} at or "
-                                  f"above {self.model.threshold:.2f} ({candidates})."
-                                  + (" Click a hit to see the person." if shown else ""))
+        what = "Re-ranked" if refined else "Search done"
+        sentence = outcome.explain(self.model.threshold)
+        if shown:
+            self.message.emit("info", f"{what} in {outcome.elapsed_s:.1f} s: {sentence} Click a hit to see "
+                                      "the person.")
+        else:  # nobody to click: the sentence says the best score found and what to do
+            self.message.emit("info", f"{what} in {outcome.elapsed_s:.1f} s. {sentence}")
         self.searchFinished.emit(outcome)
 
     @Slot(str)
     def _job_done(self, name: str) -> None:
-        if name in (INDEX_JOB, SAVE_JOB):
+        if name in PROGRESS_JOBS:
             self.progress.set_visible(self.jobs.showing_progress())
 
     # ------------------------------------------------------------------ hits out

@@ -2,7 +2,8 @@
 
 Hits are packed into rows (best hits first, a hit goes to the first row where
 none of its segments overlaps another hit's), so overlapping people stay
-visible. A vertical marker shows the current frame. Clicking a segment emits
+visible. A hit is a person: all of their segments (over all their linked tracks)
+share one lane. A vertical marker shows the current frame. Clicking a segment emits
 :attr:`Timeline.hitClicked`; clicking or dragging elsewhere emits
 :attr:`Timeline.seekRequested`.
 """
@@ -15,7 +16,7 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QHelpEvent, QMouseEvent, QPainter, QPaintEvent, QPen, QPolygonF
 from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
-from core.text import format_time
+from core.text import format_time, person_label
 from core.types import Hit
 from GUI.video_view import HIGHLIGHT
 from GUI.window_model import DEFAULT_SCORE_RANGE
@@ -268,7 +269,8 @@ class Timeline(QWidget):
                 segs = hit.segments
                 span = (f"{format_time(segs[0].start_s)} - {format_time(segs[-1].end_s)}" if segs
                         else format_time(hit.best_time_s))
-                QToolTip.showText(e.globalPos(), f"Track {hit.track_id}  score {hit.score:.2f}\n{span}", self)
+                label = person_label(hit.track_id, hit.track_ids)
+                QToolTip.showText(e.globalPos(), f"{label}  score {hit.score:.2f}\n{span}", self)
             else:
                 QToolTip.hideText()
                 e.ignore()

@@ -7,7 +7,8 @@ be tested without a window:
 
 * the threshold is kept in ``[0, 1]`` and the visible hits are ``result.above(threshold)``;
 * a new result clears the selected hit, and so does a threshold above the selected
-  hit's score or opening another video than the selected hit's;
+  hit's score (unless the user confirmed it: confirmed hits are always shown) or opening
+  another video than the selected hit's;
 * the search scope is the checked videos, else the current video;
 * a threshold at the calibrated default (``core.search.DEFAULT_THRESHOLD``) is saved as
   "follow the default" (``None``), so a recalibrated default reaches the user.
@@ -103,7 +104,8 @@ class WindowModel:
             self.score_range = (min(min(scores), self.threshold), max(max(scores), self.threshold + 0.05))
 
     def _threshold_changed(self, threshold: float) -> None:
-        if self.selected_hit is not None and self.selected_hit.score < threshold:
+        sel = self.selected_hit
+        if sel is not None and sel.score < threshold and sel.mark != "confirmed":  # confirmed: always shown
             self.selected_hit = None
 
     def _video_changed(self, video_path: str | None) -> None:

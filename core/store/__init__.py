@@ -15,16 +15,18 @@ The package:
   row converters.
 * :mod:`core.store.database`: the connection (WAL, foreign keys, sessions, error
   sentences) and :func:`~core.store.database.select_in` for long id lists.
-* :mod:`core.store.videos`, :mod:`core.store.tracks`, :mod:`core.store.queries`: the
-  :class:`Store` methods, by table group.
+* :mod:`core.store.videos`, :mod:`core.store.tracks`, :mod:`core.store.people`,
+  :mod:`core.store.queries`: the :class:`Store` methods, by table group.
 """
 
 from __future__ import annotations
 
 from core.store.database import Database
 from core.store.migrations import MIGRATIONS, SCHEMA_VERSION, Migration
-from core.store.queries import QueryStore
+from core.store.people import PeopleStore
+from core.store.queries import QueryStore, hit_mark, mark_rank
 from core.store.records import (
+    LinkingRecord,
     NewTrack,
     QueryRecord,
     QuerySummary,
@@ -34,22 +36,23 @@ from core.store.records import (
     TrackRecord,
     VideoRecord,
 )
-from core.store.tables import RUN_STATUSES, Base
+from core.store.tables import MARKS, RUN_STATUSES, Base
 from core.store.tracks import TrackStore
 from core.store.videos import VideoStore
 
 __all__ = [
-    "MIGRATIONS", "RUN_STATUSES", "SCHEMA_VERSION", "Base", "Database", "Migration", "NewTrack",
-    "QueryRecord", "QuerySummary", "RunRecord", "Sightings", "Store", "StoredEmbeddings", "TrackRecord",
-    "VideoRecord",
+    "MARKS", "MIGRATIONS", "RUN_STATUSES", "SCHEMA_VERSION", "Base", "Database", "LinkingRecord", "Migration",
+    "NewTrack", "QueryRecord", "QuerySummary", "RunRecord", "Sightings", "Store", "StoredEmbeddings",
+    "TrackRecord", "VideoRecord", "hit_mark", "mark_rank",
 ]
 
 
-class Store(VideoStore, TrackStore, QueryStore):
+class Store(VideoStore, TrackStore, PeopleStore, QueryStore):
     """The library database (thread-safe: one engine, one short session per call).
 
     Videos and runs: :class:`~core.store.videos.VideoStore`; tracks, sightings and
-    embeddings: :class:`~core.store.tracks.TrackStore`; saved searches:
+    embeddings: :class:`~core.store.tracks.TrackStore`; people (linked tracks):
+    :class:`~core.store.people.PeopleStore`; saved searches and marks:
     :class:`~core.store.queries.QueryStore`; the connection: :class:`~core.store.database.Database`.
 
     Args:

@@ -137,9 +137,37 @@ def _migrate_2(conn: Connection) -> None:
     """)
 
 
+def _migrate_3(conn: Connection) -> None:
+    _run_script(conn, """
+    CREATE TABLE linkings (
+        run_id INTEGER NOT NULL PRIMARY KEY REFERENCES index_runs (id) ON DELETE CASCADE,
+        created TEXT NOT NULL,
+        settings TEXT NOT NULL,
+        people INTEGER NOT NULL,
+        elapsed_s FLOAT NOT NULL);
+    CREATE TABLE track_people (
+        track_pk INTEGER NOT NULL PRIMARY KEY REFERENCES tracks (id) ON DELETE CASCADE,
+        run_id INTEGER NOT NULL REFERENCES index_runs (id) ON DELETE CASCADE,
+        person INTEGER NOT NULL);
+    CREATE INDEX ix_track_people_run ON track_people (run_id, person);
+    CREATE TABLE marks (
+        id INTEGER NOT NULL PRIMARY KEY,
+        query_id INTEGER NOT NULL REFERENCES queries (id) ON DELETE CASCADE,
+        track_pk INTEGER NOT NULL REFERENCES tracks (id) ON DELETE CASCADE,
+        mark TEXT NOT NULL,
+        created TEXT NOT NULL,
+        CONSTRAINT uq_mark_query_track UNIQUE (query_id, track_pk),
+        CONSTRAINT ck_mark CHECK (mark IN ('confirmed', 'rejected')));
+    ALTER TABLE queries ADD COLUMN vector BLOB;
+    ALTER TABLE queries ADD COLUMN like_tracks TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE hits ADD COLUMN track_pks TEXT NOT NULL DEFAULT '[]'
+    """)
+
+
 MIGRATIONS: dict[int, Migration] = {
     1: Migration("videos, index runs, tracks, sightings, embeddings, queries, hits", _migrate_1),
     2: Migration("resume checkpoints (index_runs.state, tracks_done) and query notes", _migrate_2),
+    3: Migration("people (linkings, track_people), marks, query vectors, the tracks of a hit", _migrate_3),
 }
 """Schema version -> the step that upgrades a database from the version before."""
 

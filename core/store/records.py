@@ -4,8 +4,8 @@ Every converter reads a row by column name (``row.id``, ``row.fps`` ...), so it
 takes an ORM object and a result row of selected columns alike:
 ``video_from_row``, ``run_from_row``, ``track_from_row``, ``sightings_from_rows``,
 ``embeddings_from_rows``, ``query_summary_from_row`` and ``hit_from_row``;
-``hit_values`` is the other direction for a hit. The columns are those of
-:mod:`core.store.tables`.
+``hit_values`` is the other direction for a hit, ``vector_bytes`` / ``vector_from_bytes``
+for a query vector. The columns are those of :mod:`core.store.tables`.
 """
 
 from __future__ import annotations
@@ -177,6 +177,25 @@ class StoredEmbeddings:
 
 
 @dataclass(frozen=True)
+class LinkingRecord:
+    """The linking of one run's tracks into people.
+
+    Attributes:
+        run_id: The run.
+        created: ISO time.
+        settings_json: The linking settings used, as JSON text.
+        people: People found (groups of tracks, single tracks included).
+        elapsed_s: Seconds the linking took.
+    """
+
+    run_id: int
+    created: str
+    settings_json: str
+    people: int
+    elapsed_s: float
+
+
+@dataclass(frozen=True)
 class NewTrack:
     """A finished track as the pipeline writes it.
 
@@ -225,6 +244,8 @@ class QuerySummary:
         reid_sha256: ReID model that made the query vectors.
         notes: Notes of the search (e.g. which person of a photo was used).
         hits: Number of stored hits.
+        like_tracks: ``track_pk`` of the tracks whose embeddings made the query ("find similar";
+            ``()`` for a search by photo).
     """
 
     id: int
@@ -235,6 +256,7 @@ class QuerySummary:
     reid_sha256: str
     notes: tuple[str, ...]
     hits: int
+    like_tracks: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -243,13 +265,20 @@ class QueryRecord:
 
     Attributes:
         summary: The query's fields.
-        hits: Stored hits, best score first (``video_path`` is the video's current path).
-        track_pks: ``track_pk`` of each hit, same order.
+        hits: Stored hits in their stored order (best first; ``video_path`` is the video's current
+            path; ``mark`` from the query's marks).
+        track_pks: ``track_pk`` of each hit's best track, same order.
+        hit_tracks: Every ``track_pk`` of each hit (best first), same order.
+        vector: ``(D,)`` float32 query vector, ``None`` for searches saved before schema 3.
+        marks: ``{track_pk: "confirmed" | "rejected"}`` of the query.
     """
 
     summary: QuerySummary
     hits: tuple[Hit, ...]
     track_pks: tuple[int, ...] = field(default=())
+    hit_tracks: tuple[tuple[int, ...], ...] = field(default=())
+    vector: np.ndarray | None = field(default=None, repr=False)
+    marks: dict[int, str] = field(default_factory=dict)
 
     @property
     def id(self) -> int:
@@ -337,21 +366,47 @@ def query_summary_from_row(q: Any, n_hits: int) -> QuerySummary:
     """A ``queries`` row and its number of hits as a summary."""
     return QuerySummary(id=q.id, created=q.created, photos=tuple(json.loads(q.photos)),
                         video_ids=tuple(int(v) for v in json.loads(q.video_ids)), threshold=q.threshold,
-                        reid_sha256=q.reid_sha256, notes=tuple(json.loads(q.notes)), hits=n_hits)
+                        reid_sha256=q.reid_sha256, notes=tuple(json.loads(q.notes)), hits=n_hits,
+                        like_tracks=tuple(int(t) for t in json.loads(q.like_tracks or "[]")))
 
 
-def hit_from_row(h: Any, *, video_id: int, video_path: str, track_id: int) -> Hit:
-    """A ``hits`` row, with its track's video and tracker id, as a :class:`~core.types.Hit`."""
+def hit_track_pks(h: Any) -> tuple[int, ...]:
+    """Every ``track_pk`` of a ``hits`` row, best first (one-track hits of schema 2 included)."""
+    pks = tuple(int(t) for t in json.loads(h.track_pks or "[]"))
+    return pks or (int(h.track_pk),)
+
+
+def hit_from_row(h: Any, *, video_id: int, video_path: str, track_id: int, track_ids: Sequence[int] = (),
+                 mark: str = "") -> Hit:
+    """A ``hits`` row, with its video, tracker ids (best; all in time order) and mark, as a ``Hit``."""
     segments = tuple(Segment(float(a), float(b), int(c), int(d)) for a, b, c, d in json.loads(h.segments))
     box = tuple(float(x) for x in json.loads(h.best_box))
     return Hit(video_id=video_id, video_path=video_path, track_id=track_id, score=h.score, segments=segments,
-               best_frame=h.best_frame, best_time_s=h.best_time_s, best_box=box)  # type: ignore[arg-type]
+               best_frame=h.best_frame, best_time_s=h.best_time_s, best_box=box,  # type: ignore[arg-type]
+               track_ids=tuple(int(t) for t in track_ids), mark=mark)
 
 
-def hit_values(query_id: int, track_pk: int, h: Hit) -> dict[str, Any]:
-    """The ``hits`` row of one hit of a saved search (the inverse of :func:`hit_from_row`)."""
-    return {"query_id": query_id, "track_pk": int(track_pk), "score": float(h.score),
+def hit_values(query_id: int, track_pks: int | Sequence[int], h: Hit) -> dict[str, Any]:
+    """The ``hits`` row of one hit of a saved search (the inverse of :func:`hit_from_row`).
+
+    Args:
+        query_id: The query.
+        track_pks: The hit's ``track_pk``, or all of them with the best-matching track first.
+        h: The hit.
+    """
+    pks = [int(track_pks)] if isinstance(track_pks, (int, np.integer)) else [int(t) for t in track_pks]
+    return {"query_id": query_id, "track_pk": pks[0], "track_pks": json.dumps(pks), "score": float(h.score),
             "best_frame": int(h.best_frame), "best_time_s": float(h.best_time_s),
             "best_box": json.dumps([float(x) for x in h.best_box]),
             "segments": json.dumps([[sg.start_s, sg.end_s, sg.start_frame, sg.end_frame]
                                     for sg in h.segments])}
+
+
+def vector_bytes(vector: np.ndarray | None) -> bytes | None:
+    """A ``(D,)`` vector as the little-endian float32 bytes the library stores (``None`` stays ``None``)."""
+    return None if vector is None else np.ascontiguousarray(np.asarray(vector).ravel(), "<f4").tobytes()
+
+
+def vector_from_bytes(data: bytes | None) -> np.ndarray | None:
+    """The inverse of :func:`vector_bytes` (a read-only ``(D,)`` float32 array)."""
+    return None if data is None else readonly(np.frombuffer(data, "<f4").astype(np.float32))

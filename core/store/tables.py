@@ -29,6 +29,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 RUN_STATUSES = ("running", "cancelled", "done", "failed")
 """Possible values of ``index_runs.status``."""
 
+MARKS = ("confirmed", "rejected")
+"""Possible values of ``marks.mark``: the user said a hit is (not) the person searched for."""
+
 
 class Base(DeclarativeBase):
     """Declarative base of the library tables."""
@@ -139,7 +142,12 @@ class EmbeddingTable(Base):
 
 
 class QueryTable(Base):
-    """A saved search (photos, videos and ReID model as JSON / text)."""
+    """A saved search (photos, videos and ReID model as JSON / text).
+
+    ``vector`` is the query vector made from the photos (float32 bytes; ``NULL`` in searches
+    saved before schema 3), so the search can be re-ranked without the photos;
+    ``like_tracks`` the ``track_pk`` list whose embeddings made it ("find similar").
+    """
 
     __tablename__ = "queries"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -149,10 +157,16 @@ class QueryTable(Base):
     threshold: Mapped[float] = mapped_column(Float)
     reid_sha256: Mapped[str] = mapped_column(Text)
     notes: Mapped[str] = mapped_column(Text, default="[]")
+    vector: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    like_tracks: Mapped[str] = mapped_column(Text, default="[]")
 
 
 class HitTable(Base):
-    """One matching track of a saved search (box and segments as JSON)."""
+    """One hit of a saved search: a person in one video (box and segments as JSON).
+
+    ``track_pk`` is the best-matching track, ``track_pks`` every track of the person (JSON;
+    ``[]`` in hits saved before schema 3, which were one track each).
+    """
 
     __tablename__ = "hits"
     __table_args__ = (Index("ix_hits_query", "query_id"), Index("ix_hits_track", "track_pk"))
@@ -164,3 +178,44 @@ class HitTable(Base):
     best_time_s: Mapped[float] = mapped_column(Float)
     best_box: Mapped[str] = mapped_column(Text)
     segments: Mapped[str] = mapped_column(Text)
+    track_pks: Mapped[str] = mapped_column(Text, default="[]")
+
+
+class LinkingTable(Base):
+    """The tracks of one finished run linked into people (``core.linking``): when and with what settings."""
+
+    __tablename__ = "linkings"
+    run_id: Mapped[int] = mapped_column(ForeignKey("index_runs.id", ondelete="CASCADE"), primary_key=True)
+    created: Mapped[str] = mapped_column(Text)
+    settings: Mapped[str] = mapped_column(Text)
+    people: Mapped[int] = mapped_column(Integer)
+    elapsed_s: Mapped[float] = mapped_column(Float)
+
+
+class TrackPersonTable(Base):
+    """The person a track belongs to: tracks of one run with the same ``person`` are one person.
+
+    ``person`` is the smallest tracker id among the person's tracks. Every track of a linked
+    run has a row (a person seen once is a group of one).
+    """
+
+    __tablename__ = "track_people"
+    __table_args__ = (Index("ix_track_people_run", "run_id", "person"),)
+    track_pk: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"), primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("index_runs.id", ondelete="CASCADE"))
+    person: Mapped[int] = mapped_column(Integer)
+
+
+class MarkTable(Base):
+    """The user's mark on a track for one saved search: the person searched for, or not."""
+
+    __tablename__ = "marks"
+    __table_args__ = (
+        UniqueConstraint("query_id", "track_pk", name="uq_mark_query_track"),
+        CheckConstraint(f"mark IN ({', '.join(repr(m) for m in MARKS)})", name="ck_mark"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    query_id: Mapped[int] = mapped_column(ForeignKey("queries.id", ondelete="CASCADE"))
+    track_pk: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"))
+    mark: Mapped[str] = mapped_column(Text)
+    created: Mapped[str] = mapped_column(Text)

@@ -188,6 +188,26 @@ class TrackStore(Database):
         with self._session() as session:
             return {int(r): int(n) for r, n in session.execute(query)}
 
+    def track_embeddings(self, track_pks: Sequence[int] | np.ndarray) -> dict[int, StoredEmbeddings]:
+        """``{track_pk: its embeddings by id}`` of the given tracks (tracks without any are left out)."""
+        query = select(EmbeddingTable.id, EmbeddingTable.track_pk, EmbeddingTable.run_id,
+                       EmbeddingTable.frame, EmbeddingTable.quality, EmbeddingTable.vector)
+        with self._session() as session:
+            rows = sorted(select_in(session, query, EmbeddingTable.track_pk, track_pks),
+                          key=lambda r: (r.track_pk, r.id))
+        emb = embeddings_from_rows(rows, with_vectors=True)
+        if len(emb) == 0:
+            return {}
+        cuts = [0, *(np.flatnonzero(np.diff(emb.track_pks)) + 1).tolist(), len(emb)]
+        return {int(emb.track_pks[a]): StoredEmbeddings(
+            ids=emb.ids[a:b], track_pks=emb.track_pks[a:b], run_ids=emb.run_ids[a:b], frames=emb.frames[a:b],
+            quality=emb.quality[a:b], vectors=emb.vectors[a:b])
+            for a, b in zip(cuts[:-1], cuts[1:], strict=True)}
+
+    def track_vectors(self, track_pks: Sequence[int] | np.ndarray) -> dict[int, np.ndarray]:
+        """``{track_pk: (K, D) float32 read-only vectors}`` of the tracks (those without are left out)."""
+        return {pk: e.vectors for pk, e in self.track_embeddings(track_pks).items()}
+
     def embedding_info(self, ids: Sequence[int] | np.ndarray) -> dict[int, tuple[int, int]]:
         """``{embedding id: (track_pk, frame)}`` for the given embedding ids (unknown ids are left out)."""
         query = select(EmbeddingTable.id, EmbeddingTable.track_pk, EmbeddingTable.frame)

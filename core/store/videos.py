@@ -13,7 +13,7 @@ from core.errors import StoreError
 from core.store.database import Database
 from core.store.migrations import now
 from core.store.records import NewTrack, RunRecord, VideoRecord, run_from_row, video_from_row
-from core.store.tables import RUN_STATUSES, RunTable, TrackTable, VideoTable
+from core.store.tables import RUN_STATUSES, LinkingTable, RunTable, TrackTable, VideoTable
 from core.store.tracks import write_tracks
 
 _RUN_COLUMNS = [c for c in RunTable.__table__.columns if c.name != "state"]
@@ -209,8 +209,9 @@ class VideoStore(Database):
                 status=status, error=error, finished=now() if status != "running" else None))
 
     def reset_run(self, run_id: int) -> None:
-        """Forget a run's tracks and resume state, so it starts again from frame 0."""
+        """Forget a run's tracks (and its people) and resume state: it starts again at frame 0."""
         with self._session(write=True) as session:
+            session.execute(delete(LinkingTable).where(LinkingTable.run_id == int(run_id)))
             session.execute(delete(TrackTable).where(TrackTable.run_id == int(run_id)))
             session.execute(update(RunTable).where(RunTable.id == int(run_id)).values(
                 frames_done=0, tracks_done=0, state=None, status="running", error=None, finished=None))

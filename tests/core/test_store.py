@@ -108,6 +108,67 @@ def test_v1_database_is_migrated_in_place_keeping_data(tmp_path: Path):
     assert _columns(db) == _columns(fresh)
 
 
+def test_v2_database_gets_people_marks_and_query_vectors_keeping_its_hits(tmp_path: Path):
+    """A library of schema 2 (one track per hit, no query vector) opens as schema 3, nothing lost."""
+    db = tmp_path / "v2.sqlite"
+    build_v1(db)
+    eng = create_engine(f"sqlite:///{db}")
+    with eng.begin() as conn:
+        MIGRATIONS[2].apply(conn)
+        conn.exec_driver_sql("INSERT INTO schema_version VALUES (2, '2024-02-01', 'v2')")
+        conn.exec_driver_sql("INSERT INTO hits (query_id, track_pk, score, best_frame, best_time_s, "
+                             "best_box, segments) VALUES (1, 2, 0.8, 2, 0.2, '[1, 2, 3, 4]', "
+                             "'[[0.0, 0.4, 0, 4]]')")
+    eng.dispose()
+    st = Store(db)
+    assert st.schema_version == SCHEMA_VERSION >= 3
+    rec = st.load_query(1)
+    assert rec.vector is None and rec.marks == {} and rec.summary.like_tracks == ()
+    assert rec.hit_tracks == ((2,),) and rec.hits[0].track_ids == (2,) and rec.hits[0].mark == ""
+    assert st.linkings() == {} and st.people_of([1, 2, 3]) == {}
+    st.close()
+    fresh = tmp_path / "fresh.sqlite"
+    Store(fresh).close()
+    assert _columns(db) == _columns(fresh)
+
+
+def test_people_and_marks_round_trip_and_go_with_their_tracks(st: Store):
+    video, run = add_video_run(st)
+    st.checkpoint(run.id, frames_done=9, tracks=[make_track(t, [t, t + 2]) for t in (1, 2, 3)])
+    pk = {t.track_id: t.pk for t in st.tracks(run.id)}
+    st.save_people(run.id, {pk[1]: 1, pk[2]: 2, pk[3]: 1}, settings={"v": 1}, elapsed_s=0.01)
+    assert st.run_people(run.id) == {1: [pk[1], pk[3]], 2: [pk[2]]}
+    assert st.people_of([pk[3]]) == {pk[3]: (run.id, 1)}
+    assert st.person_tracks([(run.id, 1)]) == {(run.id, 1): [pk[1], pk[3]]}
+    assert st.linkings([run.id])[run.id].people == 2
+    st.save_people(run.id, {pk[1]: 1, pk[2]: 2, pk[3]: 3}, settings={"v": 2}, elapsed_s=0.01)  # replaced
+    assert st.run_people(run.id) == {1: [pk[1]], 2: [pk[2]], 3: [pk[3]]}
+
+    hit = Hit(video.id, video.path, 3, 0.9, (Segment(0.1, 0.5, 1, 5),), 3, 0.3, (1.0, 2.0, 3.0, 4.0),
+              track_ids=(1, 3))
+    other = Hit(video.id, video.path, 2, 0.95, (Segment(0.2, 0.4, 2, 4),), 2, 0.2, (1.0, 2.0, 3.0, 4.0))
+    vector = np.linspace(0, 1, 8, dtype=np.float32)
+    qid = st.save_query(photos=["p.jpg"], video_ids=[video.id], threshold=0.8, reid_sha256="reid-sha",
+                        hits=[((pk[3], pk[1]), hit), (pk[2], other)], vector=vector)
+    st.set_marks(qid, {pk[1]: "confirmed", pk[2]: "rejected"})
+    rec = st.load_query(qid)
+    np.testing.assert_array_equal(rec.vector, vector)
+    assert rec.marks == {pk[1]: "confirmed", pk[2]: "rejected"}
+    # confirmed first whatever the score, rejected last; a hit's tracks in time order
+    assert [(h.track_id, h.track_ids, h.mark) for h in rec.hits] == [(3, (1, 3), "confirmed"),
+                                                                     (2, (2,), "rejected")]
+    assert rec.hit_tracks == ((pk[3], pk[1]), (pk[2],))
+    st.set_marks(qid, {pk[2]: None})
+    assert st.marks(qid) == {pk[1]: "confirmed"}
+    with pytest.raises(ValueError, match="mark must be one of"):
+        st.set_marks(qid, {pk[1]: "maybe"})
+    st.replace_hits(qid, [(pk[2], other)])
+    assert [h.track_id for h in st.load_query(qid).hits] == [2]
+    st.reset_run(run.id)   # the run's tracks go, and with them its people, its marks and its linking
+    assert st.run_people(run.id) == {} and st.linkings() == {} and st.marks(qid) == {}
+    assert st.integrity_check() == "ok"
+
+
 def test_v0_database_with_empty_version_table_and_empty_file_are_migrated(tmp_path: Path):
     db = tmp_path / "v0.sqlite"
     con = sqlite3.connect(db)
