@@ -43,7 +43,7 @@ from GUI.workers import hit_key
 if TYPE_CHECKING:
     from core.engine import SearchResult
 
-THUMB = QSize(34, 68)
+THUMB = QSize(28, 56)
 SLIDER_STEPS = 100
 HIT_ROLE = Qt.ItemDataRole.UserRole + 1
 MARK_SIGNS = {"confirmed": "\u2714 ", "rejected": "\u2718 ", "": ""}
@@ -111,9 +111,11 @@ class ResultsPanel(QWidget):
         self.tree.setAlternatingRowColors(True)
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         header = self.tree.header()
-        header.setStretchLastSection(True)
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        # The person's label gives way (elided, whole in its tooltip); score and times stay whole.
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
         self.tree.currentItemChanged.connect(self._current_changed)
         self.tree.itemClicked.connect(self._item_clicked)
 

@@ -83,5 +83,7 @@ def test_people_marks_and_find_similar(make_window, indexed_db, indexed_session,
     assert w.results.result is similar
 
     # The marked query reopens with its marks.
-    reopened = w.search.reopen(result.query_id)
+    with qtbot.waitSignal(w.search.reopened, timeout=WORK_TIMEOUT_MS) as sig:
+        assert w.search.reopen(result.query_id)
+    reopened = sig.args[0]
     assert reopened.hits == confirmed.hits and reopened.rejected == confirmed.rejected
