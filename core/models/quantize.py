@@ -257,6 +257,7 @@ def convert_float16(source: str | Path, out: str | Path | None = None, *, record
         half = convert_float_to_float16(model, keep_io_types=True, node_block_list=keep_float)
     except Exception as exc:  # noqa: BLE001 - onnx / converter errors of any kind
         raise ModelError(f"converting {source.name} to float16 failed: {type(exc).__name__}: {exc}") from None
+    _sort_nodes(half.graph)  # the converter appends its input Casts at the end; ONNX wants them first
     about = {"conversion": "onnxruntime.transformers.float16, float32 inputs and outputs, "
                            f"{len(keep_float)} head post-processing nodes kept float32"}
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -267,11 +268,17 @@ def convert_float16(source: str | Path, out: str | Path | None = None, *, record
     return made
 
 
-def derive(source: str | Path, precision: str, **kwargs: Any) -> DerivedModel:
-    """Make the ``precision`` (``"int8"`` or ``"fp16"``) version of ``source`` (see the two makers)."""
-    makers = {"int8": quantize_int8, "fp16": convert_float16}
-    try:
-        maker = makers[precision]
-    except KeyError:
-        raise ValueError(f"precision must be one of {', '.join(makers)}, got {precision!r}") from None
-    return maker(source, **kwargs)
+def _sort_nodes(graph: Any) -> None:
+    """Put a graph's nodes in topological order (stable: a node keeps its place when it can)."""
+    known = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        ready = [n for n in pending if all(i in known for i in n.input)]
+        if not ready:
+            raise ModelError("the converted graph has a cycle or an input nothing produces")
+        for node in ready:
+            known.update(node.output)
+        ordered += ready
+        pending = [n for n in pending if all(n is not r for r in ready)]
+    graph.ClearField("node")
+    graph.node.extend(ordered)

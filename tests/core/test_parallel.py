@@ -68,7 +68,8 @@ def test_two_workers_give_the_library_of_one_after_the_other(tmp_path, clips, on
     assert sorted((o.video_path, o.status) for o in outcomes) == sorted((str(c), "done") for c in clips)
     # progress of both videos came back, each item naming its video, each video's frames increasing
     for clip in clips:
-        mine = [ev.frames_done for ev in events if isinstance(ev, IndexProgress) and ev.video_path == str(clip)]
+        mine = [ev.frames_done for ev in events
+                if isinstance(ev, IndexProgress) and ev.video_path == str(clip)]
         assert len(mine) > 2 and mine == sorted(mine) and mine[-1] == CLIP_FRAMES
     assert sum(len(v["tracks"]) for v in snap.values()) >= 4
     assert_same_library(snap, one_after_the_other)
