@@ -72,6 +72,18 @@ def copy_crop(image: np.ndarray, box: np.ndarray, input_size: tuple[int, int] | 
     return crop.copy()
 
 
+MOVED_HEIGHTS = 0.5
+"""A track has *moved* once its box centre has been this many first-box heights from its first centre."""
+
+
+def has_moved(first: tuple[float, float, float, float], box: np.ndarray) -> bool:
+    """Whether ``box`` (xyxy) is more than :data:`MOVED_HEIGHTS` heights of ``first`` away from it."""
+    height = max(first[3] - first[1], 1.0)
+    dx = (box[0] + box[2] - first[0] - first[2]) / 2
+    dy = (box[1] + box[3] - first[1] - first[3]) / 2
+    return bool(math.hypot(dx, dy) > MOVED_HEIGHTS * height)
+
+
 @dataclass
 class Candidate:
     """A candidate crop of a live track: its frame, its :func:`crop_quality` and the pixels."""
@@ -86,7 +98,8 @@ class LiveTrack:
     """A track being followed: its sightings so far and its candidate crops (pickled in the state).
 
     ``track_id`` is the id the track gets in the store (the pipeline's own numbering, see the
-    module notes); ``tracker_id`` is the id the tracker gave it.
+    module notes); ``tracker_id`` is the id the tracker gave it; ``moved`` whether its box centre
+    has ever been more than :data:`MOVED_HEIGHTS` box heights away from where it was first seen.
     """
 
     track_id: int
@@ -97,6 +110,7 @@ class LiveTrack:
     scores: list[float] = field(default_factory=list)
     candidates: list[Candidate] = field(default_factory=list)
     last_ordinal: int = 0
+    moved: bool = False
 
     def offer(self, frame: int, quality: float, capacity: int) -> Candidate | None:
         """Add a candidate slot and prune to ``capacity``.

@@ -146,14 +146,14 @@ class Engine(Library):
     def _detector_file(float_path: Path, precision: str, on_gpu: bool, notes: list[str]) -> Path:
         """The detector file for ``precision``; the float16 version is made on the spot (seconds) on a GPU."""
         path, used, note = model_for_precision(float_path, precision, on_gpu=on_gpu)
-        if note is not None and resolve_precision(precision, on_gpu) == "fp16":
+        if used == "fp32" and resolve_precision(precision, on_gpu) == "fp16":
             from core.errors import ModelError
             from core.models.quantize import convert_float16
 
             try:
                 return convert_float16(float_path).path
-            except (ModelError, OSError) as exc:
-                note = f"{note}; making it failed: {exc}"
+            except (ModelError, OSError, ImportError) as exc:
+                note = f"{float_path.name} runs in float32: making its float16 version failed ({exc})"
         if note is not None:
             notes.append(note)
         return path

@@ -60,7 +60,8 @@ class IndexSettings:
         det_batch: Frames per detector call.
         embed_batch: Crops per embedder call.
         commit_every: Processed frames between checkpoints (rounded up to a multiple of ``det_batch``).
-        prefetch: Frames decoded and letterboxed ahead by the decoding thread.
+        prefetch: Frames decoded and letterboxed ahead by the decoding thread (0: no thread, decode
+            in turn with inference).
     """
 
     stride: int | None = None
@@ -81,7 +82,7 @@ class IndexSettings:
 
     def __post_init__(self) -> None:
         for name in ("crops_per_track", "min_track_sightings", "track_gap", "det_batch",
-                     "embed_batch", "commit_every", "full_quality_height", "prefetch"):
+                     "embed_batch", "commit_every", "full_quality_height"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"IndexSettings.{name} must be >= 1, got {getattr(self, name)}")
         if self.stride is not None:
@@ -93,6 +94,8 @@ class IndexSettings:
             raise ValueError(f"IndexSettings needs a stride >= 1 or a rate > 0, got rate={self.rate}")
         else:
             object.__setattr__(self, "rate", float(self.rate))
+        if self.prefetch < 0:
+            raise ValueError(f"IndexSettings.prefetch must be >= 0, got {self.prefetch}")
         if self.candidates_per_track < self.crops_per_track:
             raise ValueError("IndexSettings.candidates_per_track must be >= crops_per_track")
         object.__setattr__(self, "min_crop_size", (int(self.min_crop_size[0]), int(self.min_crop_size[1])))

@@ -13,10 +13,17 @@ records it as ``settings["stride"]``). Frames ``0, stride, 2*stride, ...`` are d
 letterboxed ahead by a thread (:mod:`core.prefetch`; the frames between are skipped with
 ``grab()`` alone), detected in batches of ``det_batch`` frames and fed to the tracker one
 by one. With the motion gate on (:mod:`core.motion`) a batch's frames before its first
-frame with motion are not shown to the detector while no track is *alive* (no live track,
-and nothing detected on the last frame the detector saw): the tracker gets them with no
-detections, so it ages its tracks as usual. A person standing still therefore stays
-found, and one walking in is found from the first frame that shows the motion. Each confirmed track collects
+frame with motion are not shown to the detector while no track is *alive*: no live track
+that has moved (more than half its height from where it was first seen) and no track
+starting (the tracker holds no tentative track). The tracker gets those frames with no
+detections, so it ages its tracks as usual. A person who walked in and stands still
+therefore stays found (their track has moved, so the detector keeps running), one walking
+in is found from the first frame that shows the motion, and something that has never
+moved (a static object the detector takes for a person, or someone motionless since the
+first frame) does not keep the detector running on an otherwise still scene: it is
+looked at again, and tracked anew, whenever something moves.
+
+Each confirmed track collects
 its sightings (every box) and up to ``candidates_per_track`` candidate crops, chosen
 for :func:`crop_quality` (confident, large, not cut by the image border, not covered
 by other people) and spread over the track's life: when the candidates overflow, of
@@ -83,7 +90,7 @@ import filelock
 import numpy as np
 
 from core import __version__
-from core.crops import Candidate, LiveTrack, copy_crop, crop_quality
+from core.crops import Candidate, LiveTrack, copy_crop, crop_quality, has_moved
 from core.errors import BusyError, ReidSearchError, StoreError
 from core.index_settings import (
     _EXECUTION_FIELDS,
@@ -96,7 +103,8 @@ from core.index_settings import (
 from core.motion import MotionGate, small_grey
 from core.prefetch import Prefetcher, Prepared
 from core.store import NewTrack, RunRecord, Store
-from core.types import Detections, Detector, Embedder, Frame, IndexProgress, Tracker
+from core.tracking import TENTATIVE
+from core.types import Detections, Detector, Embedder, Frame, IndexProgress, TrackedBoxes, Tracker
 from core.video import VideoSource, fingerprint, open_source
 
 __all__ = ["DEFAULT_RATE", "STAGES", "IndexSettings", "crop_quality", "index_video", "model_identity",
@@ -116,8 +124,8 @@ STATE_VERSION = 3
 class _State:
     """Everything needed to continue a run (pickled at each checkpoint).
 
-    ``gate`` is the motion gate (``None`` when it is off); ``saw_people`` whether the detector
-    found anything on the last frame it was shown (a tentative track may be starting).
+    ``gate`` is the motion gate (``None`` when it is off); ``starting`` whether a track may be
+    starting (after the last frame the detector saw, the tracker holds a tentative track).
     """
 
     version: int
@@ -129,7 +137,7 @@ class _State:
     ordinal: int
     last_frame: int
     gate: MotionGate | None = None
-    saw_people: bool = False
+    starting: bool = False
 
 
 # --------------------------------------------------------------------------- the generator
@@ -262,6 +270,23 @@ def _load_state(store: Store, run: RunRecord, key: str) -> _State | None:
     return state
 
 
+class _Inline:
+    """:class:`Prefetcher`'s interface without the thread (``prefetch=0``)."""
+
+    def __init__(self, frames: Iterator[Frame], prepare: Callable[[Frame], Prepared]) -> None:
+        self._items = (prepare(f) for f in frames)
+        self._frames = frames
+
+    def __iter__(self) -> Iterator[Prepared]:
+        return self._items
+
+    def __next__(self) -> Prepared:
+        return next(self._items)
+
+    def close(self) -> None:
+        self._frames.close()
+
+
 class _Indexer:
     """One pass over a video for one run (holds the live state between checkpoints)."""
 
@@ -287,7 +312,7 @@ class _Indexer:
 
     # -- per frame ---------------------------------------------------------------------------
 
-    def _track_frame(self, frame: Frame, dets: Detections) -> None:
+    def _track_frame(self, frame: Frame, dets: Detections) -> TrackedBoxes:
         state, settings = self.state, self.settings
         state.ordinal += 1
         state.last_frame = frame.index
@@ -306,6 +331,7 @@ class _Indexer:
             live.boxes.append(tuple(float(v) for v in box))
             live.scores.append(score)
             live.last_ordinal = state.ordinal
+            live.moved = live.moved or has_moved(live.boxes[0], box)
             others = np.delete(dets.boxes, int(tracked.det_index[i]), axis=0) if len(dets) else dets.boxes
             quality = crop_quality(box, score, others, ww, hh, settings)
             slot = live.offer(frame.index, quality, settings.candidates_per_track) if quality > 0 else None
@@ -314,6 +340,18 @@ class _Indexer:
         ended = [tid for tid, t in state.live.items() if state.ordinal - t.last_ordinal >= self.gap]
         for tid in ended:
             self.finished.append(state.live.pop(tid))
+        return tracked
+
+    def _starting(self, dets: Detections, tracked: TrackedBoxes) -> bool:
+        """Whether a track may be starting after a frame the detector saw.
+
+        True when the tracker holds a tentative track (``active_tracks``), or, for a tracker that
+        does not say, when a detection was left unmatched to a confirmed track.
+        """
+        active = getattr(self.state.tracker, "active_tracks", None)
+        if callable(active):
+            return any(state == TENTATIVE for _, state, _ in active())
+        return len(dets) > len(tracked)
 
     def _detection_embeddings(self, frame: Frame, dets: Detections) -> np.ndarray | None:
         """``(N, D)`` vectors of the detections for a tracker that ``needs_embeddings``, else ``None``.
@@ -399,7 +437,9 @@ class _Indexer:
         start = self.state.last_frame + settings.stride if self.state.last_frame >= 0 else 0
         if self.run.status != "running":
             self.store.set_run_status(self.run.id, "running")
-        frames = Prefetcher(self.source.iter_frames(settings.stride, start), self._prepare, settings.prefetch)
+        decoded = self.source.iter_frames(settings.stride, start)
+        frames = (Prefetcher(decoded, self._prepare, settings.prefetch) if settings.prefetch
+                  else _Inline(decoded, self._prepare))
         batch: list[Prepared] = []
         try:
             while True:
@@ -445,7 +485,7 @@ class _Indexer:
         if gate is None:
             return [True] * len(batch)
         moving = [gate.update(item.small) for item in batch]  # every frame updates the gate, in order
-        if state.live or state.saw_people:
+        if state.starting or any(t.moved for t in state.live.values()):
             return [True] * len(batch)
         first = moving.index(True) if True in moving else len(batch)
         return [i >= first for i in range(len(batch))]
@@ -466,7 +506,7 @@ class _Indexer:
         t = self.timer.add("detect", t)
         for item in batch:
             d = dets.get(id(item))
+            tracked = self._track_frame(item.frame, d if d is not None else Detections.empty())
             if d is not None:
-                self.state.saw_people = len(d) > 0
-            self._track_frame(item.frame, d if d is not None else Detections.empty())
+                self.state.starting = self._starting(d, tracked)
         self.timer.add("track", t)

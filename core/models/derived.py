@@ -157,7 +157,8 @@ def model_for_precision(source: str | Path, precision: str, *, on_gpu: bool,
 
     Returns:
         ``(path, precision really used, note)``: the derived file when it exists, else the float
-        model with one sentence saying how to make the derived one (``None`` when nothing is missing).
+        model, with one sentence saying how to make the derived one when that precision was asked
+        for by name (``"auto"`` falls back quietly, as ``device="auto"`` does to the CPU).
     """
     wanted = resolve_precision(precision, on_gpu)
     source = Path(source)
@@ -166,6 +167,8 @@ def model_for_precision(source: str | Path, precision: str, *, on_gpu: bool,
     found = find_derived(source, wanted, folder)
     if found is not None:
         return found.path, wanted, None
-    note = (f"no {wanted} version of {source.name} has been made on this machine; running it in float32 "
-            f"(`python -m core.models quantize {source} --to {wanted}` makes one)")
+    note = None
+    if precision != "auto":
+        note = (f"no {wanted} version of {source.name} has been made on this machine; running it in "
+                f"float32 (`python -m core.models quantize {source} --to {wanted}` makes one)")
     return source, "fp32", note
