@@ -230,6 +230,9 @@ def load_session(path: str | os.PathLike[str], *, device: str = "auto", expect: 
     options.intra_op_num_threads = int(threads or os.cpu_count() or 1)
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: no provider-assignment chatter on stderr
+    # Idle ONNX Runtime threads sleep instead of spinning: the decoding thread, other worker processes
+    # and other programs get the cores (measured on 2 shared cores: 25 % less CPU, 15 % less wall time).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
     except Exception as exc:  # onnxruntime raises several unrelated types (InvalidProtobuf, Fail, ...)
