@@ -7,10 +7,10 @@ video opens it; double-clicking a past query reopens it with its hits.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -25,23 +25,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from GUI.timeline import format_time
+from core.text import format_time
+from GUI.window_model import norm_path
+
+if TYPE_CHECKING:
+    from core.engine import QueryInfo, VideoInfo
 
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
 QUERY_ROLE = Qt.ItemDataRole.UserRole + 2
-
-
-def same_path(a: str | Path, b: str | Path) -> bool:
-    """Whether two paths name the same file (resolved, case as the OS sees it)."""
-    return norm_path(a) == norm_path(b)
-
-
-def norm_path(path: str | Path) -> str:
-    """A comparable form of a path (absolute, resolved)."""
-    try:
-        return str(Path(path).expanduser().resolve())
-    except OSError:
-        return str(Path(path).absolute())
 
 
 def _when(iso: str) -> str:
@@ -62,7 +53,7 @@ class LibraryPanel(QWidget):
     Signals:
         videoActivated(str): Open this video.
         queryActivated(int, str): Reopen query ``id`` (and its first video's path).
-        checkedChanged(): The set of checked videos changed.
+        checkedChanged(): The checked videos (:meth:`checked_paths`) changed.
         openRequested(): "Open video..." pressed.
         openFolderRequested(): "Open folder..." pressed.
     """
@@ -76,10 +67,11 @@ class LibraryPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._pending: list[str] = []
-        self._infos: dict[str, Any] = {}
+        self._infos: dict[str, VideoInfo] = {}
         self._checked: set[str] = set()
+        self._checked_list: list[str] = []  # checked_paths() when checkedChanged last fired
         self._current: str | None = None
-        self._queries: dict[int, tuple[Any, ...]] = {}
+        self._queries: dict[int, tuple[QueryInfo, ...]] = {}
 
         self.tree = QTreeWidget()
         self.tree.setColumnCount(3)
@@ -131,7 +123,7 @@ class LibraryPanel(QWidget):
             font.setBold(item.data(0, PATH_ROLE) == self._current)
             item.setFont(0, font)
 
-    def set_library(self, videos: Sequence[Any], queries: dict[int, Sequence[Any]]) -> None:
+    def set_library(self, videos: Sequence[VideoInfo], queries: Mapping[int, Sequence[QueryInfo]]) -> None:
         """Show the database's videos (``VideoInfo``) and their queries (``QueryInfo`` by video id)."""
         self._infos = {norm_path(v.path): v for v in videos}
         self._queries = {k: tuple(v) for k, v in queries.items()}
@@ -166,6 +158,13 @@ class LibraryPanel(QWidget):
         n_checked = len(self.checked_paths())
         self.summary.setText(f"{self.tree.topLevelItemCount()} videos, {n_checked} checked for search"
                              if self.tree.topLevelItemCount() else "No videos yet.")
+        self._checks_may_have_changed()
+
+    def _checks_may_have_changed(self) -> None:
+        checked = self.checked_paths()
+        if checked != self._checked_list:
+            self._checked_list = checked
+            self.checkedChanged.emit()
 
     def _video_item(self, key: str, status: str, length: str) -> QTreeWidgetItem:
         item = QTreeWidgetItem(self.tree, [Path(key).name, status, length])
@@ -195,11 +194,29 @@ class LibraryPanel(QWidget):
                                else Qt.CheckState.Unchecked)
         self.tree.blockSignals(False)
         self._rebuild()
-        self.checkedChanged.emit()
 
-    def info_for(self, path: str) -> Any:
+    def video_opened(self, path: str, check: str = "only") -> None:
+        """List a video the window just opened, mark it current and check it as asked.
+
+        Args:
+            path: The video.
+            check: ``"only"``: check only this video; ``"add"``: check it too; ``"keep"``:
+                leave the checks (this video is checked if nothing is).
+        """
+        self.add_pending(path, checked=False)
+        if check == "only":
+            self.set_checked([path], exclusive=True)
+        elif check == "add" or not self.checked_paths():
+            self.set_checked([path])
+        self.set_current(path)
+
+    def info_for(self, path: str) -> VideoInfo | None:
         """The ``VideoInfo`` of a video in the database, or ``None``."""
         return self._infos.get(norm_path(path))
+
+    def query_info(self, query_id: int) -> QueryInfo | None:
+        """The ``QueryInfo`` of a past query listed, or ``None``."""
+        return next((q for qs in self._queries.values() for q in qs if q.id == query_id), None)
 
     def paths(self) -> list[str]:
         """Every listed video."""
@@ -224,7 +241,7 @@ class LibraryPanel(QWidget):
             self._checked.discard(key)
         self.summary.setText(f"{self.tree.topLevelItemCount()} videos, {len(self.checked_paths())} checked "
                              "for search")
-        self.checkedChanged.emit()
+        self._checks_may_have_changed()
 
     def _activated(self, item: QTreeWidgetItem, _column: int) -> None:
         query_id = item.data(0, QUERY_ROLE)

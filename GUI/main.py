@@ -14,12 +14,18 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    # The only place the import path is fixed: `cd GUI; python main.py` must find core/ and GUI/.
-    sys.path.insert(0, str(REPO_ROOT))
+try:  # the installed project (install.sh: pip install -e .) makes core/ and GUI/ importable from anywhere
+    import core  # noqa: F401
+except ImportError:  # pragma: no cover - only without the install step
+    sys.exit("ReID Video Search is not installed in this Python: run ./install.sh first (it installs the "
+             "project into .venv), then start the app with ../.venv/bin/python main.py.")
+
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QApplication
+
+    from GUI.main_window import MainWindow
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -49,7 +55,7 @@ QGroupBox { font-weight: 600; }
 """
 
 
-def create_app(argv: list[str] | None = None):
+def create_app(argv: list[str] | None = None) -> QApplication:
     """Create (or return) the ``QApplication`` with the app's names, style and icon."""
     from PySide6.QtWidgets import QApplication
 
@@ -68,7 +74,7 @@ def create_app(argv: list[str] | None = None):
     return app
 
 
-def install_excepthook(window) -> None:
+def install_excepthook(window: MainWindow | None) -> None:
     """Show unexpected errors in a message box instead of dying silently."""
     import traceback
 
@@ -80,7 +86,7 @@ def install_excepthook(window) -> None:
     sys.excepthook = hook
 
 
-def quit_on_signals(app) -> None:
+def quit_on_signals(app: QApplication) -> None:
     """Ctrl+C / SIGTERM close the window cleanly (settings saved, workers joined) instead of killing it."""
     import signal
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, Signal
+import cv2
+import numpy as np
+from PySide6.QtCore import QRect, QSize, Qt, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QIcon, QImageReader, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -31,6 +33,37 @@ THUMB = QSize(56, 112)
 def is_image_file(path: str | Path) -> bool:
     """Whether ``path`` has a photo suffix the panel accepts."""
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def save_crop(image: np.ndarray, rect: QRect, folder: Path, prefix: str) -> Path:
+    """Save the person inside ``rect`` as a query photo: ``folder/<prefix>_<x1>_<y1>_<x2>_<y2>.png``.
+
+    Args:
+        image: The ``(H, W, 3)`` BGR frame.
+        rect: The rectangle drawn, in image pixels (clipped to the image).
+        folder: Where query photos are kept (created when missing).
+        prefix: Start of the file name (video and frame).
+
+    Returns:
+        The PNG written.
+
+    Raises:
+        ValueError: The rectangle is too small for a person, or the file cannot be written
+            (one sentence naming the folder or file).
+    """
+    h, w = image.shape[:2]
+    x1, y1 = max(0, rect.left()), max(0, rect.top())
+    x2, y2 = min(w, rect.left() + rect.width()), min(h, rect.top() + rect.height())
+    if x2 - x1 < 8 or y2 - y1 < 16:
+        raise ValueError("The rectangle is too small to be a person: drag a box around the whole person.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"{folder}: cannot create the folder for query photos ({exc.strerror}).") from exc
+    out = folder / f"{prefix}_{x1}_{y1}_{x2}_{y2}.png"
+    if not cv2.imwrite(str(out), image[y1:y2, x1:x2]):
+        raise ValueError(f"{out}: could not save the query photo.")
+    return out
 
 
 class _PhotoList(QListWidget):

@@ -1,21 +1,31 @@
-"""The results panel: hits grouped by video, with thumbnails, scores and time ranges.
+"""The results panel: one row per person, grouped by video, with thumbnails, scores and time ranges.
 
 A threshold slider re-filters the hits of the last search live
-(``SearchResult.above``), without searching again.
+(``SearchResult.above``), without searching again. When nobody reaches the threshold the
+panel says so in the result's own sentence (``SearchResult.explain``: the best score found
+and what to do).
+
+The user steers the search from here: a hit can be marked as the person (check, key
+``C``) or not (cross, key ``X``; ``U`` takes a mark back), and "Find similar" (button, key
+``F``, or the context menu) searches for the person of a hit. The panel only asks, by
+signals; the window runs the re-ranked search and shows its result. Confirmed hits carry a
+check mark and stay on top; rejected ones are left out, and counted under the slider.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QBrush, QIcon, QImage, QPixmap
+from PySide6.QtCore import QPoint, QSize, Qt, Signal
+from PySide6.QtGui import QAction, QBrush, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMenu,
+    QPushButton,
     QSlider,
     QTreeWidget,
     QTreeWidgetItem,
@@ -23,15 +33,29 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from GUI.timeline import format_time, score_color
+from core.search import DEFAULT_THRESHOLD
+from core.text import format_time, person_label
+from core.types import Hit
+from GUI.timeline import score_color
+from GUI.window_model import DEFAULT_SCORE_RANGE
 from GUI.workers import hit_key
+
+if TYPE_CHECKING:
+    from core.engine import SearchResult
 
 THUMB = QSize(34, 68)
 SLIDER_STEPS = 100
 HIT_ROLE = Qt.ItemDataRole.UserRole + 1
+MARK_SIGNS = {"confirmed": "\u2714 ", "rejected": "\u2718 ", "": ""}
+"""Check / cross before the label of a marked hit."""
 
 
-def time_range(hit: Any) -> str:
+def hit_label(hit: Hit) -> str:
+    """A hit's row label: its mark and the person's tracks (``Track 11``, ``Person: tracks 4, 16, 31``)."""
+    return MARK_SIGNS.get(hit.mark, "") + person_label(hit.track_id, hit.track_ids)
+
+
+def time_range(hit: Hit) -> str:
     """``start - end`` of a hit's segments (or its best time), e.g. ``0:12.3 - 0:25.0``."""
     if hit.segments:
         return f"{format_time(hit.segments[0].start_s)} - {format_time(hit.segments[-1].end_s)}"
@@ -44,17 +68,22 @@ class ResultsPanel(QWidget):
     Signals:
         hitActivated(object): The user picked a hit (``core.types.Hit``).
         thresholdChanged(float): The threshold slider moved.
+        markRequested(object, str): The user marked a hit: ``"confirmed"``, ``"rejected"`` or ``""``
+            (take the mark back).
+        similarRequested(object): The user asked for people like this hit.
     """
 
     hitActivated = Signal(object)
     thresholdChanged = Signal(float)
+    markRequested = Signal(object, str)
+    similarRequested = Signal(object)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._result: Any = None
-        self._threshold = 0.5
-        self._score_range = (0.3, 0.9)
-        self._visible: tuple[Any, ...] = ()
+        self._result: SearchResult | None = None
+        self._threshold = DEFAULT_THRESHOLD
+        self._score_range = DEFAULT_SCORE_RANGE
+        self._visible: tuple[Hit, ...] = ()
         self._icons: dict[tuple[str, int, int], QIcon] = {}
         self._items: dict[tuple[str, int, int], QTreeWidgetItem] = {}
         self._quiet = False
@@ -87,16 +116,80 @@ class ResultsPanel(QWidget):
         self.tree.currentItemChanged.connect(self._current_changed)
         self.tree.itemClicked.connect(self._item_clicked)
 
+        self.act_confirm = self._hit_action("This is the person", "C", "Mark the hit as the person searched "
+                                            "for: it joins the query and stays on top",
+                                            lambda h: self.markRequested.emit(h, "confirmed"))
+        self.act_reject = self._hit_action("Not the person", "X", "Mark the hit as someone else: it leaves "
+                                           "the results and pushes look-alikes down",
+                                           lambda h: self.markRequested.emit(h, "rejected"))
+        self.act_clear = self._hit_action("Take the mark back", "U", "Forget this hit's mark",
+                                          lambda h: self.markRequested.emit(h, ""))
+        self.act_similar = self._hit_action("Find similar", "F", "Search every video for this person: their "
+                                            "stored appearance becomes the query",
+                                            self.similarRequested.emit)
+        self.similar_button = QPushButton("Find similar")
+        self.confirm_button = QPushButton("\u2714 Person")
+        self.reject_button = QPushButton("\u2718 Not")
+        buttons = QHBoxLayout()
+        for button, act in ((self.similar_button, self.act_similar), (self.confirm_button, self.act_confirm),
+                            (self.reject_button, self.act_reject)):
+            button.setToolTip(f"{act.toolTip()} ({act.shortcut().toString()})")
+            button.clicked.connect(act.trigger)
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        self.context_menu: QMenu | None = None
+        self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.tree.customContextMenuRequested.connect(self._context_menu)
+
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(top)
         layout.addWidget(self.count_label)
         layout.addWidget(self.tree, 1)
+        layout.addLayout(buttons)
         self.set_threshold(self._threshold)
+        self._update_buttons()
+
+    # ------------------------------------------------------------------ marks and find similar
+    def _hit_action(self, text: str, key: str, tip: str, emit) -> QAction:
+        act = QAction(text, self.tree)
+        act.setShortcut(key)
+        act.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        act.setToolTip(tip)
+        act.triggered.connect(lambda: (hit := self.current_hit()) is not None and emit(hit))
+        self.tree.addAction(act)
+        return act
+
+    def current_hit(self) -> Hit | None:
+        """The hit of the current row (``None`` when no hit row is current)."""
+        item = self.tree.currentItem()
+        return item.data(0, HIT_ROLE) if item is not None else None
+
+    def _update_buttons(self, *_: object) -> None:
+        hit = self.current_hit()
+        for act in (self.act_similar, self.act_confirm, self.act_reject, self.act_clear):
+            act.setEnabled(hit is not None)
+        if hit is not None:
+            self.act_confirm.setEnabled(hit.mark != "confirmed")
+            self.act_clear.setEnabled(bool(hit.mark))
+        for button, act in ((self.similar_button, self.act_similar), (self.confirm_button, self.act_confirm),
+                            (self.reject_button, self.act_reject)):
+            button.setEnabled(act.isEnabled())
+
+    def _context_menu(self, pos: QPoint) -> None:
+        item = self.tree.itemAt(pos)
+        if item is None or item.data(0, HIT_ROLE) is None:
+            return
+        self.tree.setCurrentItem(item)
+        menu = QMenu(self.tree)
+        for act in (self.act_similar, None, self.act_confirm, self.act_reject, self.act_clear):
+            menu.addSeparator() if act is None else menu.addAction(act)
+        menu.popup(self.tree.viewport().mapToGlobal(pos))
+        self.context_menu = menu  # kept for tests (and alive while shown)
 
     # ------------------------------------------------------------------ state
     @property
-    def result(self) -> Any:
+    def result(self) -> SearchResult | None:
         """The ``SearchResult`` shown (``None`` before a search)."""
         return self._result
 
@@ -105,7 +198,7 @@ class ResultsPanel(QWidget):
         """The current threshold in ``[0, 1]``."""
         return self._threshold
 
-    def visible_hits(self) -> tuple[Any, ...]:
+    def visible_hits(self) -> tuple[Hit, ...]:
         """Hits at or above the threshold, best first."""
         return self._visible
 
@@ -119,13 +212,17 @@ class ResultsPanel(QWidget):
         self._refilter()
         self.thresholdChanged.emit(self._threshold)
 
-    def set_result(self, result: Any) -> None:
-        """Show a ``SearchResult`` (``None`` to clear)."""
+    def set_result(self, result: SearchResult | None, score_range: tuple[float, float] | None = None) -> None:
+        """Show a ``SearchResult`` (``None`` to clear), its scores coloured over ``score_range``.
+
+        Args:
+            result: The search to show.
+            score_range: ``(low, high)`` of the colour scale (``WindowModel.score_range``); ``None``
+                keeps the current one.
+        """
         self._result = result
-        if result is not None and result.hits:
-            scores = [h.score for h in result.hits]
-            lo, hi = min(scores), max(scores)
-            self._score_range = (min(lo, self._threshold), max(hi, self._threshold + 0.05))
+        if score_range is not None:
+            self._score_range = score_range
         self._refilter()
 
     def set_thumbnail(self, key: tuple[str, int, int], image: QImage) -> None:
@@ -148,7 +245,7 @@ class ResultsPanel(QWidget):
         """Score range used to colour hits (shared with the timeline)."""
         return self._score_range
 
-    def select_hit(self, hit: Any) -> None:
+    def select_hit(self, hit: Hit) -> None:
         """Select the row of ``hit`` without emitting ``hitActivated``."""
         item = self._items.get(hit_key(hit))
         self._quiet = True
@@ -161,7 +258,7 @@ class ResultsPanel(QWidget):
         finally:
             self._quiet = False
 
-    def item_for(self, hit: Any) -> QTreeWidgetItem | None:
+    def item_for(self, hit: Hit) -> QTreeWidgetItem | None:
         """The tree row showing ``hit``."""
         return self._items.get(hit_key(hit))
 
@@ -188,15 +285,18 @@ class ResultsPanel(QWidget):
                 return
             self._visible = tuple(result.above(self._threshold))
             total = len(result.hits)
-            by_video: dict[str, list[Any]] = {}
+            by_video: dict[str, list[Hit]] = {}
             for hit in self._visible:
                 by_video.setdefault(str(hit.video_path), []).append(hit)
             n_videos = len({str(h.video_path) for h in result.hits}) or len(by_video)
-            self.count_label.setText(
-                f"{len(self._visible)} of {total} candidate{'s' if total != 1 else ''} at or above "
-                f"{self._threshold:.2f}"
-                + (f" in {len(by_video)} of {n_videos} videos" if n_videos > 1 else "")
-            )
+            rejected = f"; {len(result.rejected)} rejected" if result.rejected else ""
+            if self._visible:
+                self.count_label.setText(
+                    f"{len(self._visible)} of {total} candidate{'s' if total != 1 else ''} at or above "
+                    f"{self._threshold:.2f}"
+                    + (f" in {len(by_video)} of {n_videos} videos" if n_videos > 1 else "") + rejected)
+            else:
+                self.count_label.setText(result.explain(self._threshold))
             for video, hits in by_video.items():
                 group = QTreeWidgetItem(self.tree, [Path(video).name, "", f"{len(hits)} hit"
                                                     + ("s" if len(hits) != 1 else "")])
@@ -214,10 +314,11 @@ class ResultsPanel(QWidget):
         finally:
             self.tree.setUpdatesEnabled(True)
             self._quiet = False
+            self._update_buttons()
 
-    def _add_hit(self, group: QTreeWidgetItem, hit: Any) -> None:
+    def _add_hit(self, group: QTreeWidgetItem, hit: Hit) -> None:
         n = len(hit.segments)
-        item = QTreeWidgetItem(group, [f"Track {hit.track_id}", f"{hit.score:.2f}",
+        item = QTreeWidgetItem(group, [hit_label(hit), f"{hit.score:.2f}",
                                        time_range(hit) + (f"  ({n} visits)" if n > 1 else "")])
         item.setData(0, HIT_ROLE, hit)
         key = hit_key(hit)
@@ -232,12 +333,20 @@ class ResultsPanel(QWidget):
         item.setFont(1, font)
         segs = "\n".join(f"  {format_time(s.start_s)} - {format_time(s.end_s)}  (frames {s.start_frame}-"
                          f"{s.end_frame})" for s in hit.segments)
-        item.setToolTip(0, f"{hit.video_path}\nTrack {hit.track_id}, score {hit.score:.3f}\n"
-                           f"Best frame {hit.best_frame} at {format_time(hit.best_time_s)}\nSeen:\n{segs}")
+        tracks = ", ".join(map(str, hit.track_ids))
+        mark = {"confirmed": "\nMarked: the person", "rejected": "\nMarked: not the person"}.get(hit.mark, "")
+        item.setToolTip(0, f"{hit.video_path}\nTracks {tracks} (best: {hit.track_id}), score {hit.score:.3f}"
+                           f"{mark}\nBest frame {hit.best_frame} at {format_time(hit.best_time_s)}\n"
+                           f"Seen:\n{segs}\nC: the person, X: not the person, F: find similar")
+        if hit.mark == "confirmed":
+            font = item.font(0)
+            font.setBold(True)
+            item.setFont(0, font)
         item.setToolTip(2, item.toolTip(0))
         self._items[key] = item
 
     def _current_changed(self, current: QTreeWidgetItem | None, _previous: QTreeWidgetItem | None) -> None:
+        self._update_buttons()
         if self._quiet or current is None:
             return
         hit = current.data(0, HIT_ROLE)

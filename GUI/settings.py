@@ -78,7 +78,7 @@ class AppSettings:
             object.__setattr__(self, name, str(value) if value else None)
         object.__setattr__(self, "recent_videos", tuple(str(v) for v in self.recent_videos if v)[:10])
 
-    def engine_key(self) -> tuple[Any, ...]:
+    def engine_key(self) -> tuple[str | int | None, ...]:
         """The settings an engine is built from; a change means a new engine."""
         return (self.detector, self.reid, self.device, self.stride, self.db_path)
 

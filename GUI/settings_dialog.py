@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 from core import paths
 from core.errors import ModelError
 from core.models.manifest import FETCH_HINT, load_manifest
+from core.search import DEFAULT_THRESHOLD
 from GUI.settings import AppSettings
 
 DEVICE_LABELS = {"auto": "Automatic (GPU if available)", "gpu": "GPU (CUDA)", "cpu": "CPU"}
@@ -87,12 +88,12 @@ class SettingsDialog(QDialog):
         settings: The current settings.
         providers: ``Engine.providers`` of the running engine (what is really in use).
         notes: ``Engine.notes`` of the running engine.
-        default_threshold: The engine's default threshold (shown when none is set).
+        default_threshold: The calibrated default threshold (shown when none is set).
         parent: Parent widget.
     """
 
     def __init__(self, settings: AppSettings, providers: dict[str, str] | None = None,
-                 notes: tuple[str, ...] = (), default_threshold: float = 0.5,
+                 notes: tuple[str, ...] = (), default_threshold: float = DEFAULT_THRESHOLD,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")

@@ -2,7 +2,8 @@
 
 Hits are packed into rows (best hits first, a hit goes to the first row where
 none of its segments overlaps another hit's), so overlapping people stay
-visible. A vertical marker shows the current frame. Clicking a segment emits
+visible. A hit is a person: all of their segments (over all their linked tracks)
+share one lane. A vertical marker shows the current frame. Clicking a segment emits
 :attr:`Timeline.hitClicked`; clicking or dragging elsewhere emits
 :attr:`Timeline.seekRequested`.
 """
@@ -10,13 +11,15 @@ visible. A vertical marker shows the current frame. Clicking a segment emits
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QHelpEvent, QMouseEvent, QPainter, QPaintEvent, QPen, QPolygonF
 from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
+from core.text import format_time, person_label
+from core.types import Hit
 from GUI.video_view import HIGHLIGHT
+from GUI.window_model import DEFAULT_SCORE_RANGE
 
 RULER_H = 16
 ROW_MAX_H = 12
@@ -31,20 +34,10 @@ def score_color(score: float, low: float = 0.3, high: float = 0.9) -> QColor:
     return QColor.fromHsvF(t * 0.36, 0.85, 0.95)
 
 
-def format_time(seconds: float, precise: bool = True) -> str:
-    """``m:ss.s`` (or ``h:mm:ss``) for a time in seconds."""
-    seconds = max(0.0, float(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    if h >= 1:
-        return f"{int(h)}:{int(m):02d}:{int(s):02d}"
-    return f"{int(m)}:{s:04.1f}" if precise else f"{int(m)}:{int(s):02d}"
-
-
-def pack_rows(hits: Sequence[Any]) -> list[list[Any]]:
+def pack_rows(hits: Sequence[Hit]) -> list[list[Hit]]:
     """Put hits into rows so that no two hits in a row overlap in time (greedy, in the given order)."""
     rows: list[list[tuple[int, int]]] = []
-    placed: list[list[Any]] = []
+    placed: list[list[Hit]] = []
     for hit in hits:
         spans = [(s.start_frame, s.end_frame) for s in hit.segments] or [(hit.best_frame, hit.best_frame)]
         for r, taken in enumerate(rows):
@@ -74,10 +67,10 @@ class Timeline(QWidget):
         self._frames = 0
         self._fps = 0.0
         self._position = 0
-        self._hits: tuple[Any, ...] = ()
-        self._rows: list[list[Any]] = []
-        self._selected: Any = None
-        self._score_range = (0.3, 0.9)
+        self._hits: tuple[Hit, ...] = ()
+        self._rows: list[list[Hit]] = []
+        self._selected: Hit | None = None
+        self._score_range = DEFAULT_SCORE_RANGE
         self._dragging = False
         self.setMouseTracking(True)
         self.setMinimumHeight(RULER_H + 3 * (ROW_MAX_H + ROW_GAP) + 8)
@@ -95,7 +88,7 @@ class Timeline(QWidget):
         self._position = 0
         self.set_hits(())
 
-    def set_hits(self, hits: Sequence[Any], score_range: tuple[float, float] | None = None) -> None:
+    def set_hits(self, hits: Sequence[Hit], score_range: tuple[float, float] | None = None) -> None:
         """Show these hits (all of the current video, best first)."""
         self._hits = tuple(hits)
         self._rows = pack_rows(self._hits)
@@ -105,7 +98,7 @@ class Timeline(QWidget):
             self._selected = None
         self.update()
 
-    def set_selected(self, hit: Any) -> None:
+    def set_selected(self, hit: Hit | None) -> None:
         """Outline this hit's segments (``None`` for none)."""
         self._selected = hit
         self.update()
@@ -117,7 +110,7 @@ class Timeline(QWidget):
             self.update()
 
     @property
-    def hits(self) -> tuple[Any, ...]:
+    def hits(self) -> tuple[Hit, ...]:
         """The hits drawn."""
         return self._hits
 
@@ -150,7 +143,7 @@ class Timeline(QWidget):
         t = (x - track.left()) / track.width()
         return int(round(min(1.0, max(0.0, t)) * (self._frames - 1)))
 
-    def segment_rects(self, hit: Any) -> list[QRectF]:
+    def segment_rects(self, hit: Hit) -> list[QRectF]:
         """Widget rectangles of a hit's segments (empty if the hit is not shown)."""
         track = self._track()
         rh = self._row_h()
@@ -169,7 +162,7 @@ class Timeline(QWidget):
                 return out
         return []
 
-    def hit_at(self, point: QPointF) -> Any:
+    def hit_at(self, point: QPointF) -> Hit | None:
         """The hit whose segment is under a widget point (2 px tolerance), or ``None``."""
         for hit in self._hits:
             for rect in self.segment_rects(hit):
@@ -259,7 +252,8 @@ class Timeline(QWidget):
                 segs = hit.segments
                 span = (f"{format_time(segs[0].start_s)} - {format_time(segs[-1].end_s)}" if segs
                         else format_time(hit.best_time_s))
-                QToolTip.showText(e.globalPos(), f"Track {hit.track_id}  score {hit.score:.2f}\n{span}", self)
+                label = person_label(hit.track_id, hit.track_ids)
+                QToolTip.showText(e.globalPos(), f"{label}  score {hit.score:.2f}\n{span}", self)
             else:
                 QToolTip.hideText()
                 e.ignore()

@@ -305,6 +305,30 @@ def library_body(engine: Engine) -> Callable[[Job], LibrarySnapshot]:
     return body
 
 
+def refine_body(engine: Engine, query_id: int, hit: Hit, mark: str) -> Callable[[Job], SearchResult]:
+    """Job body marking one hit of a stored search and re-ranking it (``Engine.refine``).
+
+    ``mark`` is ``"confirmed"``, ``"rejected"`` or ``""`` (take the mark back).
+    """
+    field = {"confirmed": "confirm", "rejected": "reject", "": "clear"}[mark]
+
+    def body(job: Job) -> SearchResult:
+        job.progress.emit(Status("Re-ranking..."))
+        return engine.refine(query_id, **{field: [hit]})
+
+    return body
+
+
+def similar_body(engine: Engine, hit: Hit) -> Callable[[Job], SearchResult]:
+    """Job body searching every video of the library for the person of a hit (``Engine.search_like``)."""
+
+    def body(job: Job) -> SearchResult:
+        job.progress.emit(Status(f"Finding people like track {hit.track_id}..."))
+        return engine.search_like(hit.video_id, hit.track_id)
+
+    return body
+
+
 def load_query_body(engine: Engine, query_id: int) -> Callable[[Job], SearchResult]:
     """Job body reloading a stored search (``Engine.load_query``)."""
 

@@ -1,15 +1,23 @@
-"""Command line: ``python -m core index | search | list | show``.
+"""Command line: ``python -m core index | search | refine | list | show | link``.
 
 ::
 
     python -m core index VIDEO... [--db PATH] [--rate R | --stride N] [--no-motion-gate]
                                   [--workers N] [--precision auto|int8|fp16|fp32] [--tracker NAME]
                                   [--detector FILE] [--reid FILE] [--device auto|cpu|cuda]
-    python -m core search --query PHOTO... [--db PATH] [--video VIDEO]... [--threshold T] [--top K]
-                          [--index flat|flat16|ivf]
+    python -m core search (--query PHOTO... | --like VIDEO:TRACK) [--db PATH] [--video VIDEO]...
+                          [--threshold T] [--top K] [--index flat|flat16|ivf]
                           [--json OUT] [--detector FILE] [--reid FILE] [--device ...]
+    python -m core refine QUERY_ID [--confirm HIT...] [--reject HIT...] [--clear HIT...] [--db PATH]
+                          [--threshold T] [--top K] [--json OUT] [--detector FILE] [--reid FILE]
+                          [--device ...]
     python -m core list [--db PATH]
     python -m core show QUERY_ID [--db PATH] [--threshold T] [--top K] [--json OUT]
+    python -m core link [--db PATH] [--video VIDEO]... [--force]
+
+A ``HIT`` of ``refine`` is ``TRACK`` (a track id of the hit, when the query searched one video)
+or ``VIDEO:TRACK`` (``VIDEO`` a path or database id, as ``list`` shows); ``--like`` takes the
+same ``VIDEO:TRACK``.
 
 ``VIDEO`` is a video file, a folder of images (one image sequence), or a folder of
 videos. A folder is a folder of videos when it holds at least one file with a video
@@ -31,8 +39,11 @@ kept, so the run still resumes).
 :mod:`core.export` (``-`` writes it to stdout instead of the table).
 
 Every command is a thin caller of the engine's use cases: ``index`` runs
-:meth:`core.engine.Engine.index_many`, ``search`` :meth:`~core.engine.Engine.search`,
-``list`` and ``show`` the model-free :class:`core.library.Library`.
+:meth:`core.engine.Engine.index_many`, ``search`` :meth:`~core.engine.Engine.search` (or
+:meth:`~core.engine.Engine.search_like`), ``refine`` :meth:`~core.engine.Engine.refine`,
+``list``, ``show`` and ``link`` the model-free :class:`core.library.Library`. After the hits,
+``search``, ``refine`` and ``show`` print the result's own sentence
+(:meth:`core.library.SearchResult.explain`): what was found, or the best score found and what to do.
 """
 
 from __future__ import annotations
@@ -63,15 +74,21 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # --------------------------------------------------------------------------- helpers
 
 
+MARK_SIGNS = {"confirmed": "yes", "rejected": "no", "": ""}
+"""How the ``mark`` column shows a hit's mark."""
+
+
 def hit_table(hits: Sequence[Hit]) -> str:
-    """Hits as a text table (one row per hit)."""
+    """Hits as a text table (one row per hit: a person in one video, with all their tracks)."""
     names = [Path(h.video_path).name for h in hits]
-    rows = [("#", "similarity", "video", "track", "seen (time ranges)", "best frame", "box (x1, y1, x2, y2)")]
+    rows = [("#", "similarity", "mark", "video", "track", "tracks", "seen (time ranges)", "best frame",
+             "box (x1, y1, x2, y2)")]
     for i, (h, name) in enumerate(zip(hits, names, strict=True), 1):
         seen = ", ".join(f"{format_time(seg.start_s)}-{format_time(seg.end_s)}" for seg in h.segments)
         box = ", ".join(str(int(round(v))) for v in h.best_box)
-        rows.append((str(i), f"{h.score:.3f}", name, str(h.track_id), seen,
-                     f"{h.best_frame} ({format_time(h.best_time_s)})", f"({box})"))
+        rows.append((str(i), f"{h.score:.3f}", MARK_SIGNS.get(h.mark, h.mark), name, str(h.track_id),
+                     ",".join(map(str, h.track_ids)), seen, f"{h.best_frame} ({format_time(h.best_time_s)})",
+                     f"({box})"))
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     return "\n".join(lines)
@@ -105,6 +122,21 @@ def _rate(text: str) -> float:
     if not (math.isfinite(value) and 0.0 < value <= 1000.0):
         raise argparse.ArgumentTypeError(f"{text} must be a number of frames per second > 0")
     return value
+
+
+def _hit_ref(text: str) -> int | tuple[str | int, int]:
+    """``TRACK`` or ``VIDEO:TRACK`` (``VIDEO`` a path or a database id) as the engine takes it."""
+    video, sep, track = text.rpartition(":")
+    try:
+        track_id = int(track)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not TRACK or VIDEO:TRACK (a track id after the colon)"
+                                         ) from None
+    if not sep:
+        return track_id
+    if not video:
+        raise argparse.ArgumentTypeError(f"{text!r}: name the video before the colon")
+    return (int(video) if video.isdigit() else video, track_id)
 
 
 def _engine(args: argparse.Namespace) -> Engine:
@@ -265,9 +297,8 @@ def _print_result(result: SearchResult, args: argparse.Namespace, header: str) -
     if shown:
         print(hit_table(shown), file=out)
     n_above = len(result.above(args.threshold))
-    more = f", {len(shown)} shown" if len(shown) < n_above else ""
-    print(f"{plural(n_above, 'hit')} at or above similarity {args.threshold:.2f}{more} "
-          f"({plural(len(result.hits), 'candidate track')} >= the floor).", file=out)
+    more = f"; {len(shown)} shown (--top)" if len(shown) < n_above else ""
+    print(f"{result.explain(args.threshold)} {plural(len(result.hits), 'candidate')} in all{more}.", file=out)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -277,11 +308,50 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.threshold is None:
         args.threshold = DEFAULT_THRESHOLD
     with _engine(args) as engine:
-        result = engine.search(args.query, videos=args.video, threshold=args.threshold,
-                               top_k=max(args.top, 200))
+        if args.like is not None:
+            ref = args.like
+            if not isinstance(ref, tuple):
+                raise ReidSearchError(f"--like {ref}: name the video too (VIDEO:TRACK).")
+            result = engine.search_like(ref[0], ref[1], videos=args.video, threshold=args.threshold,
+                                        top_k=max(args.top, 200))
+            what = f"similar to {Path(str(ref[0])).name} track {ref[1]}"
+        else:
+            result = engine.search(args.query, videos=args.video, threshold=args.threshold,
+                                   top_k=max(args.top, 200))
+            what = plural(len(args.query), "photo")
     where = plural(len(args.video), "video") if args.video else "all indexed videos"
-    header = f"query {result.query_id}: {plural(len(args.query), 'photo')}, {where}, {result.elapsed_s:.2f} s"
+    header = f"query {result.query_id}: {what}, {where}, {result.elapsed_s:.2f} s"
     _print_result(result, args, header)
+    return EXIT_OK
+
+
+def cmd_refine(args: argparse.Namespace) -> int:
+    """Confirm / reject hits of a saved search and print its new ranking."""
+    if not (args.confirm or args.reject or args.clear):
+        raise ReidSearchError("say which hits to --confirm, --reject or --clear.")
+    with _engine(args) as engine:
+        result = engine.refine(args.query_id, confirm=args.confirm or (), reject=args.reject or (),
+                               clear=args.clear or (), top_k=max(args.top, 200))
+    if args.threshold is None:
+        args.threshold = result.threshold
+    marks = sum(h.mark == "confirmed" for h in result.hits)
+    header = (f"query {result.query_id}: re-ranked with {plural(marks, 'confirmed hit')} and "
+              f"{plural(len(result.rejected), 'rejected hit')}, {result.elapsed_s:.2f} s")
+    _print_result(result, args, header)
+    return EXIT_OK
+
+
+def cmd_link(args: argparse.Namespace) -> int:
+    """Link the tracks of indexed videos into people (model-free; runs already linked are skipped)."""
+    with _library(args.db) as library:
+        done = library.link(args.video, force=args.force)
+        if not done:
+            print("every indexed video is linked already (--force links again).")
+        for video, rec in done:
+            run = library.store.get_run(rec.run_id)
+            people = plural(rec.people, "person", "people")
+            print(f"{video.path}: {plural(run.tracks_done, 'track')} -> {people} "
+                  f"in {rec.elapsed_s * 1000:.0f} ms (run {rec.run_id}, {run.reid_name}).")
     return EXIT_OK
 
 
@@ -325,7 +395,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         _print_rows(rows)
         queries = library.queries()
         print(f"{plural(len(queries), 'saved query', 'saved queries')}:")
-        rows = [("id", "created", "candidates", "videos", "photos")]
+        rows = [("id", "created", "candidates", "videos", "photos")]  # "find similar": its label
         for q in queries:
             rows.append((str(q.id), q.created, str(q.hits), ",".join(map(str, q.video_ids)),
                          ", ".join(q.photos)))
@@ -397,10 +467,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="show at most K hits (default: 20)")
         p.add_argument("--json", metavar="OUT", help="also write the hits as JSON to OUT ('-': stdout)")
 
-    p = sub.add_parser("search", help="find the person in the query photos",
-                       description="Find the person shown in the photos (crops or whole pictures).")
-    p.add_argument("--query", nargs="+", required=True, metavar="PHOTO",
-                   help="photo(s) of one person; several are combined")
+    p = sub.add_parser("search", help="find the person in the query photos (or of a hit)",
+                       description="Find the person shown in the photos (crops or whole pictures), or the "
+                                   "person of a hit (--like).")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--query", nargs="+", metavar="PHOTO",
+                      help="photo(s) of one person; several are combined")
+    what.add_argument("--like", type=_hit_ref, metavar="VIDEO:TRACK",
+                      help="find similar: the person of this track (its linked tracks too) is the query")
     p.add_argument("--video", action="append", metavar="VIDEO",
                    help="search only this indexed video (repeatable; default: all)")
     p.add_argument("--index", choices=INDEX_KINDS, default="flat",
@@ -410,9 +484,30 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_search)
 
+    p = sub.add_parser("refine", help="confirm / reject hits of a saved search and re-rank it",
+                       description="Mark hits of a saved search as the person (--confirm) or not (--reject), "
+                                   "or take a mark back (--clear); the search is re-ranked at once and kept.")
+    p.add_argument("query_id", type=int, metavar="QUERY_ID")
+    for flag, what_ in (("--confirm", "are the person"), ("--reject", "are not the person"),
+                        ("--clear", "lose their mark")):
+        p.add_argument(flag, nargs="+", type=_hit_ref, metavar="HIT",
+                       help=f"hits (TRACK or VIDEO:TRACK) that {what_}")
+    output(p)
+    common(p)
+    p.set_defaults(func=cmd_refine)
+
     p = sub.add_parser("list", help="list indexed videos and saved queries")
     common(p, models=False)
     p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("link", help="link the tracks of indexed videos into people",
+                       description="Link each indexed video's tracks into people (done after indexing; for "
+                                   "libraries indexed before). Needs no model.")
+    p.add_argument("--video", action="append", metavar="VIDEO",
+                   help="only this video (repeatable; default: all)")
+    p.add_argument("--force", action="store_true", help="link again videos already linked")
+    common(p, models=False)
+    p.set_defaults(func=cmd_link)
 
     p = sub.add_parser("show", help="show a saved query's hits")
     p.add_argument("query_id", type=int, metavar="QUERY_ID")

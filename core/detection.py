@@ -36,34 +36,28 @@ from core.types import Detections
 PAD_VALUE = 114
 MAX_DET = 300
 _MAX_NMS = 30000
-_MAX_WH = 7680.0  # class offset for batched NMS (larger than any image side)
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
-    """Greedy non-maximum suppression.
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float, classes: np.ndarray | None = None) -> np.ndarray:
+    """Greedy non-maximum suppression (OpenCV's ``cv2.dnn.NMSBoxes``, ``NMSBoxesBatched`` per class).
 
     Args:
         boxes: ``(N, 4)`` xyxy.
         scores: ``(N,)`` confidences.
         iou: Boxes overlapping a kept, higher-scoring box by more than this IoU are dropped.
+        classes: ``(N,)`` class ids: a box is only dropped for a box of its own class
+            (``None``: all boxes compete).
 
     Returns:
         ``(K,)`` int64 indices of the kept boxes, highest score first.
     """
-    order = np.argsort(-scores, kind="stable")
-    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
-    areas = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    keep: list[int] = []
-    while order.size:
-        i = int(order[0])
-        keep.append(i)
-        rest = order[1:]
-        w = np.clip(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0, None)
-        h = np.clip(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0, None)
-        inter = w * h
-        overlap = inter / np.maximum(areas[i] + areas[rest] - inter, 1e-9)
-        order = rest[overlap <= iou]
-    return np.asarray(keep, np.int64)
+    boxes = np.asarray(boxes)
+    xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
+    if classes is None:
+        kept = cv2.dnn.NMSBoxes(xywh, scores, 0.0, iou)
+    else:
+        kept = cv2.dnn.NMSBoxesBatched(xywh, scores, np.asarray(classes, np.int32), 0.0, iou)
+    return np.asarray(kept, np.int64).reshape(-1)
 
 
 def _parse_literal(model: OnnxModel, key: str) -> object:
@@ -285,8 +279,7 @@ class YoloOnnxDetector(OnnxBacked):
         boxes = np.empty_like(xywh)
         boxes[:, :2] = xywh[:, :2] - xywh[:, 2:] / 2
         boxes[:, 2:] = xywh[:, :2] + xywh[:, 2:] / 2
-        offsets = 0.0 if self.merge_person_classes else classes[:, None] * _MAX_WH
-        kept = nms(boxes + offsets, scores, self.iou)[:MAX_DET]
+        kept = nms(boxes, scores, self.iou, None if self.merge_person_classes else classes)[:MAX_DET]
         return boxes[kept], scores[kept], classes[kept]
 
     def _decode_end2end(self, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

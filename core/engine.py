@@ -8,11 +8,12 @@ thread. Everything returned is immutable.
 
 Use cases and where they live: index one video (:meth:`Engine.index`) or several
 (:meth:`Engine.index_many`, which the CLI's ``index`` and the GUI's Search both run; with
-several worker processes, see :mod:`core.parallel`),
-search (:meth:`Engine.search`), reopen a saved search and list the library (the
-model-free :class:`core.library.Library`, which the engine extends with the run rule
-for its models, see that module), boxes at a frame for the player
-(:meth:`Engine.boxes_at`).
+several worker processes, see :mod:`core.parallel`; a video's tracks are linked into people
+as soon as it is indexed), search by photo (:meth:`Engine.search`), find the person of a hit
+again (:meth:`Engine.search_like`), mark hits as the person or not and re-rank
+(:meth:`Engine.refine`), reopen a saved search, list the library and link older libraries
+(the model-free :class:`core.library.Library`, which the engine extends with the run rule for
+its models, see that module), boxes at a frame for the player (:meth:`Engine.boxes_at`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from core.detection import YoloOnnxDetector
 from core.errors import StoreError
 from core.index import EmbeddingIndex
 from core.library import Library, QueryInfo, RunChoice, SearchResult, VideoInfo, VideoRef
+from core.linking import centroids, link_run, needs_linking
 from core.models import resolve_model
 from core.models.derived import PRECISIONS, model_for_precision, resolve_precision
 from core.onnx_model import DEVICES, cuda_available
@@ -39,9 +41,18 @@ from core.pipeline import DEFAULT_RATE, IndexSettings, index_video, model_identi
 from core.reid import OnnxEmbedder
 from core.store import Store, VideoRecord
 from core.tracking import DEFAULT_TRACKER, make_tracker
-from core.types import IndexEvent, IndexProgress, TrackedBoxes, Tracker
+from core.types import Hit, IndexEvent, IndexOutcome, IndexProgress, TrackedBoxes, Tracker
 
-__all__ = ["Engine", "QueryInfo", "SearchResult", "VideoInfo", "VideoRef"]
+__all__ = ["Engine", "HitRef", "QueryInfo", "SearchResult", "VideoInfo", "VideoRef"]
+
+HitRef = Hit | tuple[VideoRef, int] | int
+"""A hit of a saved search: the hit itself, ``(video, track id)`` of one of its tracks, or a track id
+alone when the search covered one video."""
+
+
+def plural_tracks(n: int) -> str:
+    """``"track"`` or ``"N tracks"`` as a note says it."""
+    return "track" if n == 1 else f"{n} tracks"
 
 
 class Engine(Library):
@@ -168,13 +179,28 @@ class Engine(Library):
             cancel: Set it to stop after the current frame; the next call resumes.
 
         Yields:
-            Progress items; the last has ``done=True`` (or ``skipped=True``).
+            Progress items; the last has ``done=True`` (or ``skipped=True``). Before it is yielded the
+            video's tracks are linked into people (``core.linking``), when they are not yet.
 
         Raises:
             VideoError: The file is not a readable video or image folder.
         """
-        yield from index_video(video, store=self.store, detector=self.detector, embedder=self.embedder,
-                               tracker_factory=self.tracker_factory, settings=self.settings, cancel=cancel)
+        for item in index_video(video, store=self.store, detector=self.detector, embedder=self.embedder,
+                                tracker_factory=self.tracker_factory, settings=self.settings, cancel=cancel):
+            if item.done or item.skipped:
+                self._link_video(video)
+            yield item
+
+    def _link_video(self, video: str | Path) -> None:
+        """Link the tracks of ``video``'s finished run with this engine's settings (when not linked yet)."""
+        run = self.store.find_run(self.find_video(video).id, self.settings_key)
+        if run is not None:
+            self._link([run.id])
+
+    def _link(self, run_ids: Sequence[int]) -> None:
+        """Link the finished runs among ``run_ids`` that have no people yet (or older ones)."""
+        for run_id in needs_linking(self.store, run_ids):
+            link_run(self.store, run_id)
 
     def index_many(self, videos: Sequence[str | Path], *, cancel: threading.Event | None = None,
                    workers: int | None = None) -> Iterator[IndexEvent]:
@@ -186,7 +212,8 @@ class Engine(Library):
         interleave (each carries its path). A video that fails (unreadable, busy elsewhere) does
         not stop the others: its outcome says why. A cancel stops every video after its current
         frame and starts no further one; the next call resumes every video where it stopped
-        (finished ones are skipped at once), with any number of workers.
+        (finished ones are skipped at once), with any number of workers. A finished video's tracks
+        are linked into people before its outcome is yielded.
 
         Args:
             videos: Video files or image folders (see ``core.video.expand_sources`` for folders).
@@ -199,8 +226,11 @@ class Engine(Library):
         """
         paths = [str(v) for v in videos]
         count = workers or self.workers or default_workers(len(paths))
-        yield from index_videos(paths, workers=count, spec=self.worker_spec,
-                                index=lambda path: self.index(path, cancel=cancel), cancel=cancel)
+        for event in index_videos(paths, workers=count, spec=self.worker_spec,
+                                  index=lambda path: self.index(path, cancel=cancel), cancel=cancel):
+            if isinstance(event, IndexOutcome) and event.status in ("done", "skipped"):
+                self._link_video(event.video_path)  # a worker's video (in this process: already linked)
+            yield event
 
     def worker_spec(self, threads: int) -> WorkerSpec:
         """What a worker process needs to index with this engine's models and settings."""
@@ -228,44 +258,21 @@ class Engine(Library):
 
     # -- searching --------------------------------------------------------------------------------
 
-    def search(self, photos: Sequence[str | Path | np.ndarray], *, videos: Sequence[VideoRef] | None = None,
-               threshold: float | None = None, top_k: int = 200) -> SearchResult:
-        """Search videos for the person in the photos and store the search.
-
-        Args:
-            photos: Image files or BGR arrays: tight person crops or whole pictures (the largest
-                person is used; see ``core.search``). Several photos of one person are combined.
-            videos: Videos to search (paths or ids); ``None``: every indexed video.
-            threshold: Similarity threshold for :meth:`SearchResult.above` (default
-                ``core.search.DEFAULT_THRESHOLD``); hits down to ``SCORE_FLOOR`` are kept anyway.
-            top_k: Most tracks returned.
-
-        Returns:
-            The stored search's result.
+    def _targets(self, videos: Sequence[VideoRef] | VideoRef | None) -> tuple[list[search_mod.SearchTarget],
+                                                                               list[str]]:
+        """The runs to search for ``videos`` (``None``: every video indexed with this ReID model), linked.
 
         Raises:
-            QueryError: A photo is unreadable or shows no person.
             StoreError: A video is unknown or not indexed with this ReID model, or nothing is indexed.
-            ValueError: ``threshold`` outside ``[0, 1]`` or ``top_k`` < 1.
         """
-        t0 = time.perf_counter()
-        threshold = search_mod.DEFAULT_THRESHOLD if threshold is None else float(threshold)
-        if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
-        if int(top_k) < 1:
-            raise ValueError(f"top_k must be >= 1, got {top_k}")
-        if isinstance(photos, (str, Path, np.ndarray)):
-            photos = [photos]
-        notes: list[str] = []
-        targets: list[search_mod.SearchTarget] = []
         if videos is None:
-            records = self.store.list_videos()
-            explicit = False
+            records, explicit = self.store.list_videos(), False
         else:
             if isinstance(videos, (str, Path, int)):
                 videos = [videos]
-            records = [self.find_video(v) for v in videos]
-            explicit = True
+            records, explicit = [self.find_video(v) for v in videos], True
+        notes: list[str] = []
+        targets: list[search_mod.SearchTarget] = []
         for video in records:
             choice = self.run_for(video)
             if choice.run is None:
@@ -283,15 +290,166 @@ class Engine(Library):
         if not targets:
             raise StoreError(f"no video of the library {self.db_path} is indexed with the ReID model "
                              f"{self.reid_path.name}; index one first (python -m core index VIDEO).")
+        self._link([t.run_id for t in targets])
+        return targets, notes
+
+    @staticmethod
+    def _check(threshold: float | None, top_k: int) -> float:
+        threshold = search_mod.DEFAULT_THRESHOLD if threshold is None else float(threshold)
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+        if int(top_k) < 1:
+            raise ValueError(f"top_k must be >= 1, got {top_k}")
+        return threshold
+
+    def search(self, photos: Sequence[str | Path | np.ndarray], *, videos: Sequence[VideoRef] | None = None,
+               threshold: float | None = None, top_k: int = 200) -> SearchResult:
+        """Search videos for the person in the photos and store the search.
+
+        Args:
+            photos: Image files or BGR arrays: tight person crops or whole pictures (the largest
+                person is used; see ``core.search``). Several photos of one person are combined.
+            videos: Videos to search (paths or ids); ``None``: every indexed video.
+            threshold: Similarity threshold for :meth:`SearchResult.above` (default
+                ``core.search.DEFAULT_THRESHOLD``); every candidate is kept anyway.
+            top_k: Most people returned.
+
+        Returns:
+            The stored search's result: one hit per person (linked tracks together).
+
+        Raises:
+            QueryError: A photo is unreadable or shows no person.
+            StoreError: A video is unknown or not indexed with this ReID model, or nothing is indexed.
+            ValueError: ``threshold`` outside ``[0, 1]`` or ``top_k`` < 1.
+        """
+        t0 = time.perf_counter()
+        threshold = self._check(threshold, top_k)
+        if isinstance(photos, (str, Path, np.ndarray)):
+            photos = [photos]
+        targets, notes = self._targets(videos)
         raw = search_mod.search(photos, store=self.store, index=self.faiss_index, detector=self.detector,
                                 embedder=self.embedder, targets=targets, top_k=int(top_k))
         notes = [p.note for p in raw.photos] + notes
         labels = [p.label for p in raw.photos]
         query_id = self.store.save_query(photos=labels, video_ids=[t.video.id for t in targets],
                                          threshold=threshold, reid_sha256=self.reid_sha256, hits=raw.hits,
-                                         notes=notes)
+                                         notes=notes, vector=raw.query)
         return SearchResult(query_id=query_id, hits=tuple(h for _, h in raw.hits), threshold=threshold,
                             notes=tuple(notes), elapsed_s=time.perf_counter() - t0, photos=tuple(labels))
+
+    def search_like(self, video: VideoRef, track_id: int, *, videos: Sequence[VideoRef] | None = None,
+                    threshold: float | None = None, top_k: int = 200) -> SearchResult:
+        """Find similar: search for the person of a hit, whose stored embeddings become the query.
+
+        The person is every track linked with ``track_id`` (a hit's tracks); their embeddings are
+        averaged into the query, and they are marked confirmed for it (they are the person), so
+        they come first and the person's other appearances follow.
+
+        Args:
+            video: The hit's video (path or id).
+            track_id: One of the hit's tracks (its tracker id).
+            videos: Videos to search; ``None``: every video indexed with this ReID model.
+            threshold: As for :meth:`search`.
+            top_k: Most people returned.
+
+        Raises:
+            StoreError: Unknown video or track, or a video indexed with another ReID model.
+            ValueError: Bad ``threshold`` or ``top_k``.
+        """
+        t0 = time.perf_counter()
+        threshold = self._check(threshold, top_k)
+        record = self.find_video(video)
+        run = self.run_for(record).run
+        if run is None or run.reid_sha256 != self.reid_sha256:
+            raise StoreError(f"{record.path}: not indexed with the ReID model {self.reid_path.name}; "
+                             f"index it first (python -m core index {record.path}).")
+        self._link([run.id])
+        track = next((t for t in self.store.tracks(run.id) if t.track_id == int(track_id)), None)
+        if track is None:
+            raise StoreError(f"{record.path} has no track {track_id} (python -m core show QUERY_ID lists "
+                             "the tracks of each hit).")
+        person = self.store.people_of([track.pk]).get(track.pk)
+        members = self.store.person_tracks([person])[person] if person else [track.pk]
+        stored = self.store.track_vectors(members)
+        query = centroids([np.vstack([stored[pk] for pk in members if pk in stored])])[0]
+        targets, notes = self._targets(videos)
+        marks = dict.fromkeys(members, "confirmed")
+        found = search_mod.search_runs(self.store, self.faiss_index, query, targets, top_k=int(top_k),
+                                       marks=marks)
+        label = f"<similar to {Path(record.path).name} track {int(track_id)}>"
+        n = len(members)
+        notes = [f"{label}: the query is the {plural_tracks(n)} of that person, marked as confirmed.", *notes]
+        query_id = self.store.save_query(photos=[label], video_ids=[t.video.id for t in targets],
+                                         threshold=threshold, reid_sha256=self.reid_sha256,
+                                         hits=found.hits + found.rejected, notes=notes, vector=query,
+                                         like_tracks=members)
+        self.store.set_marks(query_id, marks)
+        return SearchResult(query_id=query_id, hits=tuple(h for _, h in found.hits), threshold=threshold,
+                            notes=tuple(notes), elapsed_s=time.perf_counter() - t0, photos=(label,))
+
+    def refine(self, query_id: int, *, confirm: Sequence[HitRef] = (), reject: Sequence[HitRef] = (),
+               clear: Sequence[HitRef] = (), top_k: int = 200) -> SearchResult:
+        """Mark hits of a saved search as the person (``confirm``) or not (``reject``), and re-rank at once.
+
+        Confirmed hits join the query (their embeddings are averaged in) and stay on top; rejected
+        ones push it away and never come back for this query (``core.ranking``). The marks and
+        the new ranking are stored with the query, so reopening it shows them.
+
+        Args:
+            query_id: A saved search.
+            confirm: Hits that are the person.
+            reject: Hits that are not.
+            clear: Hits whose mark is taken back.
+            top_k: Most unmarked people returned.
+
+        Raises:
+            StoreError: No such query, a hit that is not one of its hits, a search saved before
+                marks existed, or one made with another ReID model.
+        """
+        t0 = time.perf_counter()
+        record = self.store.load_query(int(query_id))
+        summary = record.summary
+        if record.vector is None:
+            raise StoreError(f"query {query_id} was saved by an older version without its query vector; "
+                             "search again to confirm or reject its hits.")
+        if summary.reid_sha256 != self.reid_sha256:
+            raise StoreError(f"query {query_id} was made with another ReID model; open the library with that "
+                             "model to refine it.")
+        changes: dict[int, str | None] = {}
+        for refs, mark in ((clear, None), (confirm, "confirmed"), (reject, "rejected")):
+            for ref in refs:
+                changes.update(dict.fromkeys(self._hit_tracks(record, ref), mark))
+        self.store.set_marks(record.id, changes)
+        marks = self.store.marks(record.id)
+        targets, notes = self._targets(list(summary.video_ids))
+        found = search_mod.search_runs(self.store, self.faiss_index, record.vector, targets, top_k=int(top_k),
+                                       marks=marks)
+        self.store.replace_hits(record.id, found.hits + found.rejected)
+        return SearchResult(query_id=record.id, hits=tuple(h for _, h in found.hits),
+                            threshold=summary.threshold,
+                            notes=summary.notes, elapsed_s=time.perf_counter() - t0, photos=summary.photos,
+                            created=summary.created, rejected=tuple(h for _, h in found.rejected))
+
+    def _hit_tracks(self, record, ref: HitRef) -> tuple[int, ...]:
+        """Every ``track_pk`` of the saved hit ``ref`` names.
+
+        Raises:
+            StoreError: ``ref`` is none of the query's hits.
+        """
+        if isinstance(ref, Hit):
+            video_id, track_id = ref.video_id, ref.track_id
+        elif isinstance(ref, tuple):
+            video_id, track_id = self.find_video(ref[0]).id, int(ref[1])
+        else:
+            if len(record.summary.video_ids) != 1:
+                raise StoreError(f"query {record.id} searched several videos: name the video of track {ref} "
+                                 "(VIDEO:TRACK).")
+            video_id, track_id = record.summary.video_ids[0], int(ref)
+        for hit, pks in zip(record.hits, record.hit_tracks, strict=True):
+            if hit.video_id == video_id and int(track_id) in hit.track_ids:
+                return pks
+        raise StoreError(f"query {record.id} has no hit with track {track_id} of video {video_id} "
+                         f"(python -m core show {record.id} lists its hits).")
 
     def boxes_at(self, video: VideoRef, frame_index: int) -> TrackedBoxes:
         """Every track's box stored at a frame (or at the nearest processed frame at most stride-1 back).

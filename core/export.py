@@ -1,10 +1,13 @@
 """Hits written for other programs: the JSON of ``python -m core search --json`` and the GUI's export, CSV.
 
-JSON: a list, best first, of one record per hit (:func:`hit_record`)::
+JSON: a list, best first, of one record per hit, that is one person in one video (:func:`hit_record`)::
 
     {"video": path, "track_id": int, "score": float,
      "segments": [{"start_s", "end_s", "start_frame", "end_frame"}, ...],
-     "best_frame": int, "best_time_s": float, "best_box": [x1, y1, x2, y2]}
+     "best_frame": int, "best_time_s": float, "best_box": [x1, y1, x2, y2], "track_ids": [int, ...]}
+
+``track_id`` is the person's best-matching track (``best_frame`` and ``best_box`` are its),
+``track_ids`` every track of the person in time order, ``segments`` their time segments.
 
 CSV: one row per segment with the hit's fields repeated (:data:`CSV_COLUMNS`), so it
 opens cleanly in a spreadsheet. Files are written atomically (a temporary file renamed
@@ -25,7 +28,7 @@ from core.fileio import write_text_atomic
 from core.types import Hit
 
 CSV_COLUMNS = ("video", "track_id", "score", "segment", "start_s", "end_s", "start_frame", "end_frame",
-               "best_frame", "best_time_s", "x1", "y1", "x2", "y2")
+               "best_frame", "best_time_s", "x1", "y1", "x2", "y2", "track_ids")
 """Columns of the CSV export."""
 
 FORMATS = (".json", ".csv")
@@ -44,6 +47,7 @@ def hit_record(hit: Hit) -> dict[str, Any]:
         "best_frame": int(hit.best_frame),
         "best_time_s": round(float(hit.best_time_s), 6),
         "best_box": [round(float(v), 2) for v in hit.best_box],
+        "track_ids": [int(t) for t in hit.track_ids],
     }
 
 
@@ -53,7 +57,7 @@ def hits_json(hits: Sequence[Hit]) -> str:
 
 
 def hits_csv(hits: Sequence[Hit]) -> str:
-    """The hits as CSV text, one row per segment (:data:`CSV_COLUMNS`)."""
+    """The hits as CSV text, one row per segment (:data:`CSV_COLUMNS`; ``track_ids`` space-separated)."""
     out = io.StringIO(newline="")
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
@@ -63,7 +67,7 @@ def hits_csv(hits: Sequence[Hit]) -> str:
         for n, seg in enumerate(segments, 1):
             writer.writerow([rec["video"], rec["track_id"], f"{rec['score']:.4f}", n, seg["start_s"],
                              seg["end_s"], seg["start_frame"], seg["end_frame"], rec["best_frame"],
-                             rec["best_time_s"], *rec["best_box"]])
+                             rec["best_time_s"], *rec["best_box"], " ".join(map(str, rec["track_ids"]))])
     return out.getvalue()
 
 

@@ -16,10 +16,18 @@ settings in use (a *settings key* and a ReID model digest, as the engine has the
 A video indexed only with another ReID model cannot be searched with this one. Without
 models (``settings_key`` and ``reid_sha256`` both ``None``) the newest finished run
 counts, else the newest run of any status.
+
+People: :meth:`Library.link` links the tracks of finished runs into people
+(``core.linking``; the engine does it after indexing and before searching a run that has
+no people yet, ``python -m core link`` for a whole library).
+
+A result explains itself (:meth:`SearchResult.explain`): how many people reach the
+threshold, or, when none does, the best score found and what to do.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +35,9 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import StoreError
-from core.store import RunRecord, Store, VideoRecord
+from core.linking import DEFAULT_LINK_SETTINGS, LinkSettings, link_run, needs_linking
+from core.store import LinkingRecord, RunRecord, Store, VideoRecord
+from core.text import format_time, plural
 from core.types import Hit
 from core.video import fingerprint
 
@@ -83,7 +93,9 @@ class QueryInfo:
         created: ISO time.
         photos: Photo paths (``"<array i>"`` for in-memory photos).
         video_ids: Videos searched.
-        hits: Stored candidates (every track at or above ``core.search.SCORE_FLOOR``).
+        hits: Stored candidates (people, rejected ones included).
+        similar: True for a "find similar" search (``photos`` then holds its label,
+            ``"<similar to VIDEO track N>"``).
     """
 
     id: int
@@ -91,6 +103,7 @@ class QueryInfo:
     photos: tuple[str, ...]
     video_ids: tuple[int, ...]
     hits: int
+    similar: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,13 +112,16 @@ class SearchResult:
 
     Attributes:
         query_id: Id of the stored query.
-        hits: Best first; every candidate track with score >= ``core.search.SCORE_FLOOR``, so a
-            threshold slider can re-filter without searching again.
+        hits: One per person: the confirmed ones first, then every other candidate best first (up
+            to the search's ``top_k``, with no score floor), so a threshold slider can re-filter
+            without searching again. Rejected hits are never among them.
         threshold: The threshold asked for.
         notes: What was done with the photos and videos, one sentence each.
         elapsed_s: Seconds the search (or the reopening) took.
-        photos: The query's photo paths (``"<array i>"`` for in-memory photos).
+        photos: The query's photo paths (``"<array i>"`` for in-memory photos,
+            ``"<similar to VIDEO track N>"`` for a "find similar" search).
         created: ISO time the search was made.
+        rejected: The hits the user rejected for this query, best first.
     """
 
     query_id: int
@@ -115,10 +131,36 @@ class SearchResult:
     elapsed_s: float
     photos: tuple[str, ...] = ()
     created: str = ""
+    rejected: tuple[Hit, ...] = ()
 
     def above(self, threshold: float) -> tuple[Hit, ...]:
-        """Hits with ``score >= threshold``, best first."""
-        return tuple(h for h in self.hits if h.score >= threshold)
+        """The confirmed hits, then the others with ``score >= threshold``, best first."""
+        return tuple(h for h in self.hits if h.mark == "confirmed" or h.score >= threshold)
+
+    def explain(self, threshold: float | None = None) -> str:
+        """One sentence on the result at ``threshold`` (default: the search's).
+
+        What was found, or, when nobody reaches the threshold, the best score found and what to do.
+        """
+        t = self.threshold if threshold is None else float(threshold)
+        shown = self.above(t)
+        confirmed = sum(h.mark == "confirmed" for h in shown)
+        rejected = f" ({plural(len(self.rejected), 'rejected hit')} left out)" if self.rejected else ""
+        if shown:
+            best = max(h.score for h in shown)
+            mine = f"{confirmed} confirmed, " if confirmed else ""
+            return (f"{plural(len(shown), 'person', 'people')} found at or above similarity {t:.2f} "
+                    f"({mine}best {best:.2f}){rejected}.")
+        if not self.hits:
+            return (f"Nobody was found: the searched videos hold no candidate{rejected}. Index the videos "
+                    "where the person should be, or search every video of the library.")
+        best = self.hits[0]
+        where = f"{Path(best.video_path).name} at {format_time(best.best_time_s)}, track {best.track_id}"
+        lower = max(math.floor(best.score * 100 + 1e-6) / 100, 0.0)
+        return (f"Nobody reaches similarity {t:.2f}: the best candidate scores {best.score:.2f} "
+                f"({where}){rejected}. "
+                f"Lower the threshold to {lower:.2f} to review the candidates, or add another photo of the "
+                "person (another view, a closer crop).")
 
 
 @dataclass(frozen=True)
@@ -231,16 +273,41 @@ class Library:
         """Every video of the library, in the order added (see :meth:`video_info`)."""
         return [self.video_info(v, settings_key=settings_key) for v in self.store.list_videos()]
 
+    # -- people -----------------------------------------------------------------------------------
+
+    def link(self, videos: list[VideoRef] | None = None, *, force: bool = False,
+             settings: LinkSettings = DEFAULT_LINK_SETTINGS) -> list[tuple[VideoRecord, LinkingRecord]]:
+        """Link the tracks of the finished runs of these videos (``None``: all) into people.
+
+        Args:
+            videos: Videos (paths or ids).
+            force: Link again runs already linked with these settings.
+            settings: The linking rules.
+
+        Returns:
+            ``(video, linking)`` of every run linked now, in the order of the videos.
+
+        Raises:
+            StoreError: A video is not in the library.
+        """
+        records = self.store.list_videos() if videos is None else [self.find_video(v) for v in videos]
+        out = []
+        for video in records:
+            runs = [r.id for r in self.store.list_runs(video.id, status="done")]
+            for run_id in runs if force else needs_linking(self.store, runs, settings):
+                out.append((video, link_run(self.store, run_id, settings)))
+        return out
+
     # -- saved searches ---------------------------------------------------------------------------
 
     def queries(self, video: VideoRef | None = None) -> list[QueryInfo]:
         """Saved searches, newest first (only those that searched ``video`` when given)."""
         video_id = None if video is None else self.find_video(video).id
-        return [QueryInfo(id=q.id, created=q.created, photos=q.photos, video_ids=q.video_ids, hits=q.hits)
-                for q in self.store.list_queries(video_id)]
+        return [QueryInfo(id=q.id, created=q.created, photos=q.photos, video_ids=q.video_ids, hits=q.hits,
+                          similar=bool(q.like_tracks)) for q in self.store.list_queries(video_id)]
 
     def load_query(self, query_id: int) -> SearchResult:
-        """Reopen a saved search (its hits as they were found; no photo, model or video is used).
+        """Reopen a saved search: its hits as last ranked, with their marks (no photo, model or video used).
 
         Raises:
             StoreError: No such query.
@@ -248,6 +315,8 @@ class Library:
         t0 = time.perf_counter()
         record = self.store.load_query(int(query_id))
         summary = record.summary
-        return SearchResult(query_id=summary.id, hits=record.hits, threshold=summary.threshold,
-                            notes=summary.notes, elapsed_s=time.perf_counter() - t0, photos=summary.photos,
-                            created=summary.created)
+        return SearchResult(query_id=summary.id, hits=tuple(h for h in record.hits if h.mark != "rejected"),
+                            threshold=summary.threshold, notes=summary.notes,
+                            elapsed_s=time.perf_counter() - t0,
+                            photos=summary.photos, created=summary.created,
+                            rejected=tuple(h for h in record.hits if h.mark == "rejected"))

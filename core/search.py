@@ -20,32 +20,22 @@ Query photos -> one query vector:
   the mean is L2-normalised again (the centroid direction on the unit sphere),
   which cancels view- and camera-specific parts of each photo.
 
-Scoring: every track of an indexed video has up to K embeddings (crops spread over
-its life, see :mod:`core.pipeline`). A track's score is its *best* match, the
-largest cosine similarity between the query vector and the track's K vectors, found
-by an exact FAISS inner-product search (:class:`core.index.EmbeddingIndex`) limited
-to the searched runs. With an exact search, a track whose second-best vector is
-among the neighbours has its best vector among them too, so asking for
-``top_k * K`` neighbours (doubling while short) gives exact per-track maxima.
+Scoring (:func:`search_runs`): every track of an indexed video has up to K embeddings
+(crops spread over its life, see :mod:`core.pipeline`). A track's score is its *best*
+match, the largest cosine similarity between the query vector and the track's K vectors,
+found by an exact FAISS inner-product search (:class:`core.index.EmbeddingIndex`) limited
+to the searched runs. With an exact search, a track whose second-best vector is among
+the neighbours has its best vector among them too, so asking for ``top_k * K``
+neighbours (doubling while short) gives exact per-track maxima. Before the final search
+the query takes in the user's marks and is expanded over its confident first results
+(:mod:`core.ranking`: Rocchio feedback, then average query expansion); the score stays
+that cosine, shown as a **similarity** in ``[0, 1]`` (:func:`similarity`).
+:data:`DEFAULT_THRESHOLD` was chosen for this scoring with
+``scripts/calibrate_threshold.py`` (see that script and the README).
 
-The score is shown as a **similarity** in ``[0, 1]``: the cosine similarity clipped
-to ``[0, 1]`` (:func:`similarity`). The shipped OSNet models end in a ReLU, so their
-vectors are non-negative and the cosine is already in ``[0, 1]``; the clip only
-matters for other models, where anything at or below 0 means "unrelated".
-:data:`DEFAULT_THRESHOLD` was chosen with ``scripts/calibrate_threshold.py`` from
-same-person and different-person similarities measured on real data (see that
-script and the README).
-
-Segments: a track's sightings (processed frames in which it was matched) are split
-into time segments wherever two consecutive sightings are more than
-:func:`segment_gap_frames` frames apart: ``max(2 * stride, round(fps *``
-:data:`SEGMENT_GAP_S` ``))``. Shorter gaps (a missed detection, a brief occlusion)
-stay inside one segment; a person lost for longer and found again by the tracker
-gives a new segment. ``start_s``/``end_s`` are the times of the first and last
-sighting of the segment.
-
-Best frame and box: the frame of the track's best-matching embedding and the
-track's box in that frame.
+Hits (:mod:`core.hits`): the scored tracks are grouped into people (the tracks
+``core.linking`` linked), one hit per person in one video with all of their segments,
+the best frame and box of their best-matching track.
 
 Search reads only the database and the FAISS index, never the video.
 """
@@ -53,21 +43,31 @@ Search reads only the database and the FAISS index, never the video.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
-from sqlalchemy import func, select
 
 from core.errors import QueryError, StoreError
 from core.fileio import read_image
+from core.hits import SEGMENT_GAP_S, VideoRun, person_hits, segment_gap_frames, similarity, split_segments
 from core.index import EmbeddingIndex
-from core.store import EmbeddingRow, RunRow, SightingRow, Store, TrackRecord, VideoRecord
-from core.types import Detector, Embedder, Hit, Segment
+from core.linking import centroids
+from core.ranking import DEFAULT_EXPANSION, Expansion, feedback_query, normalised, reject_penalty, two_pass
+from core.store import Store, VideoRecord
+from core.types import Detector, Embedder, Hit
 
-DEFAULT_THRESHOLD = 0.76
+__all__ = [
+    "CROP_MIN_COVERAGE", "CROP_MIN_HEIGHT", "DEFAULT_THRESHOLD", "PAD_FRACTION", "SCORE_FLOOR",
+    "SEGMENT_GAP_S",
+    "QueryPhoto", "RawSearch", "RunSearch", "SearchTarget", "combine", "embed_photo", "embed_query",
+    "load_photo", "main_person", "photo_label", "search", "search_runs", "segment_gap_frames", "similarity",
+    "split_segments",
+]
+
+DEFAULT_THRESHOLD = 0.85
 """Default similarity above which a track counts as the query person.
 
 Chosen by ``scripts/calibrate_threshold.py`` on real data with the default ReID model: the
@@ -75,11 +75,8 @@ smallest threshold whose false match rate is at most 1 %. The measured rates, an
 another threshold, are in the README ("Choosing a threshold"), their one home.
 """
 
-SCORE_FLOOR = 0.50
-"""Hits below this similarity are never returned (a results slider can go down to it)."""
-
-SEGMENT_GAP_S = 1.0
-"""Sightings more than this many seconds apart (and more than two strides) start a new segment."""
+SCORE_FLOOR = 0.0
+"""No floor: every candidate (up to ``top_k`` people) is kept, so a threshold slider reaches all of them."""
 
 CROP_MIN_COVERAGE = 0.5
 """A photo whose main person's box covers this fraction of its area is a tight crop."""
@@ -89,57 +86,6 @@ CROP_MIN_HEIGHT = 0.8
 
 PAD_FRACTION = 0.5
 """Grey border (fraction of the longer side) added for the second detection try."""
-
-
-# --------------------------------------------------------------------------- scores and segments
-
-
-def similarity(cosine: np.ndarray | float) -> np.ndarray:
-    """Map cosine similarity to the user-facing similarity in ``[0, 1]`` (clip at 0 and 1).
-
-    Args:
-        cosine: Cosine similarities in ``[-1, 1]`` (any shape).
-
-    Returns:
-        float32 array of the same shape.
-    """
-    return np.clip(np.asarray(cosine, np.float32), 0.0, 1.0)
-
-
-def segment_gap_frames(fps: float, stride: int) -> int:
-    """Largest frame distance between two sightings that still belong to one segment.
-
-    Args:
-        fps: Frames per second of the video.
-        stride: Processing stride of the indexing run.
-
-    Returns:
-        ``max(2 * stride, round(fps * SEGMENT_GAP_S))``.
-    """
-    by_time = int(round(fps * SEGMENT_GAP_S)) if fps and fps > 0 else 0
-    return max(2 * max(int(stride), 1), by_time)
-
-
-def split_segments(frames: np.ndarray, times_s: np.ndarray, max_gap: int) -> tuple[Segment, ...]:
-    """Split a track's sightings into continuous segments.
-
-    Args:
-        frames: ``(N,)`` increasing frame indices of the sightings (N >= 1).
-        times_s: ``(N,)`` their times in seconds.
-        max_gap: Consecutive sightings more than this many frames apart start a new segment.
-
-    Returns:
-        Segments in time order; each spans from its first to its last sighting.
-    """
-    frames = np.asarray(frames, np.int64)
-    times_s = np.asarray(times_s, np.float64)
-    if len(frames) == 0:
-        return ()
-    cuts = np.flatnonzero(np.diff(frames) > max_gap) + 1
-    starts = np.concatenate([[0], cuts])
-    ends = np.concatenate([cuts - 1, [len(frames) - 1]])
-    return tuple(Segment(start_s=float(times_s[a]), end_s=float(times_s[b]), start_frame=int(frames[a]),
-                         end_frame=int(frames[b])) for a, b in zip(starts, ends, strict=True))
 
 
 # --------------------------------------------------------------------------- query photos
@@ -334,107 +280,109 @@ class SearchTarget:
     stride: int
 
 
-def _embedding_counts(store: Store, reid_sha256: str) -> dict[int, int]:
-    """``{run_id: number of embeddings}`` of every run of one ReID model that has embeddings."""
-    q = (select(EmbeddingRow.run_id, func.count(EmbeddingRow.id))
-         .join(RunRow, RunRow.id == EmbeddingRow.run_id).where(RunRow.reid_sha256 == reid_sha256)
-         .group_by(EmbeddingRow.run_id))
-    with store.session() as s:
-        return {int(r): int(n) for r, n in s.execute(q)}
+def _faiss_scorer(store: Store, index: EmbeddingIndex, targets: Sequence[SearchTarget], n_tracks: int,
+                  best: dict[int, tuple[float, int]]):
+    """``score(q) -> {track_pk: best cosine}`` over the targets' runs (exact per-track maxima).
+
+    Each call also leaves ``{track_pk: (cosine, frame)}`` of its tracks in ``best``.
+    """
+    run_ids = sorted({t.run_id for t in targets})
+    per_run = store.embedding_counts(index.reid_sha256)
+    n_allowed = sum(per_run.get(r, 0) for r in run_ids)
+    # Searching every run of the model needs no id filter (FAISS then skips building an id set).
+    filter_ids = None if set(per_run) <= set(run_ids) else run_ids
+
+    def score(query: np.ndarray) -> dict[int, float]:
+        best.clear()
+        if n_allowed == 0:
+            return {}
+        k = min(n_allowed, n_tracks * 8)
+        while True:
+            scores, ids = index.search(np.asarray(query, np.float32)[None, :], k, run_ids=filter_ids)
+            valid = ids[0] >= 0
+            scores, ids = scores[0][valid], ids[0][valid]
+            info = store.embedding_info(ids)
+            best.clear()
+            for sc, eid in zip(scores.tolist(), ids.tolist(), strict=True):
+                pk, frame = info[int(eid)]
+                if pk not in best:  # results are best first: the first one per track is its best
+                    best[pk] = (float(sc), int(frame))
+            if len(best) >= n_tracks or k >= n_allowed:
+                break
+            k = min(n_allowed, k * 2)
+        return {pk: c for pk, (c, _) in best.items()}
+
+    return score
 
 
-def _embedding_info(store: Store, ids: np.ndarray) -> dict[int, tuple[int, int]]:
-    """``{embedding id: (track_pk, frame)}`` for the given ids."""
-    out: dict[int, tuple[int, int]] = {}
-    ids_list = sorted({int(i) for i in ids})
-    with store.session() as s:
-        for a in range(0, len(ids_list), 900):
-            q = (select(EmbeddingRow.id, EmbeddingRow.track_pk, EmbeddingRow.frame)
-                 .where(EmbeddingRow.id.in_(ids_list[a:a + 900])))
-            out.update({r.id: (r.track_pk, r.frame) for r in s.execute(q)})
-    return out
+@dataclass(frozen=True)
+class RunSearch:
+    """Hits of :func:`search_runs`.
 
+    Attributes:
+        hits: ``(track_pks, hit)`` pairs: confirmed first, then best first (see ``core.hits``).
+        rejected: ``(track_pks, hit)`` of the hits the user rejected.
+        query: ``(D,)`` the final query vector (after feedback and expansion).
+    """
 
-def _sightings_of(store: Store, track_pks: Sequence[int]) -> dict[int, tuple[np.ndarray, np.ndarray,
-                                                                               np.ndarray]]:
-    """``{track_pk: (frames (N,), times (N,), boxes (N, 4))}`` of several tracks in one go."""
-    pks = sorted({int(p) for p in track_pks})
-    rows: list = []
-    with store.session() as s:
-        for a in range(0, len(pks), 900):
-            q = (select(SightingRow.track_pk, SightingRow.frame, SightingRow.time_s, SightingRow.x1,
-                        SightingRow.y1, SightingRow.x2, SightingRow.y2)
-                 .where(SightingRow.track_pk.in_(pks[a:a + 900])))
-            rows += s.execute(q).all()
-    if not rows:
-        return {}
-    arr = np.array([tuple(r) for r in rows], np.float64)
-    arr = arr[np.lexsort((arr[:, 1], arr[:, 0]))]
-    out = {}
-    cuts = np.flatnonzero(np.diff(arr[:, 0])) + 1
-    for part in np.split(arr, cuts):
-        out[int(part[0, 0])] = (part[:, 1].astype(np.int64), part[:, 2], part[:, 3:7].astype(np.float32))
-    return out
+    hits: tuple[tuple[tuple[int, ...], Hit], ...]
+    rejected: tuple[tuple[tuple[int, ...], Hit], ...]
+    query: np.ndarray
 
 
 def search_runs(store: Store, index: EmbeddingIndex, query: np.ndarray, targets: Sequence[SearchTarget], *,
-                top_k: int = 200, floor: float = SCORE_FLOOR) -> list[tuple[int, Hit]]:
-    """Score the tracks of the given runs against a query vector.
+                top_k: int = 200, marks: Mapping[int, str] | None = None,
+                expansion: Expansion = DEFAULT_EXPANSION, people: bool = True) -> RunSearch:
+    """Score the tracks of the given runs against a query and make one hit per person.
 
     Args:
         store: The library.
         index: FAISS index of the ReID model the runs were made with.
-        query: ``(D,)`` L2-normalised query vector.
+        query: ``(D,)`` L2-normalised query vector (from the photos, or a track's embeddings).
         targets: Runs to search.
-        top_k: Most tracks returned.
-        floor: Tracks with a lower similarity are left out.
+        top_k: Most unmarked hits returned (people; every marked one is kept besides).
+        marks: ``{track_pk: "confirmed" | "rejected"}``: the user's marks for this query (``core.ranking``).
+        expansion: Query expansion settings (``core.ranking.NO_EXPANSION``: the plain query).
+        people: One hit per person (linked tracks together); ``False``: one hit per track.
 
     Returns:
-        ``(track_pk, hit)`` pairs, best first (ties by video id then track id), at most ``top_k``.
+        The hits, the rejected hits and the final query vector.
     """
+    marks = {int(pk): m for pk, m in (marks or {}).items() if m}
     if not targets or top_k <= 0:
-        return []
-    by_run = {t.run_id: t for t in targets}
-    run_ids = sorted(by_run)
-    per_run = _embedding_counts(store, index.reid_sha256)
-    n_allowed = sum(per_run.get(r, 0) for r in run_ids)
-    if n_allowed == 0:
-        return []
-    # Searching every run of the model needs no id filter (FAISS then skips building an id set).
-    filter_ids = None if set(per_run) <= set(run_ids) else run_ids
-    k = min(n_allowed, top_k * 8)
-    while True:
-        scores, ids = index.search(query[None, :], k, run_ids=filter_ids)
-        scores, ids = scores[0], ids[0]
-        valid = ids >= 0
-        scores, ids = scores[valid], ids[valid]
-        info = _embedding_info(store, ids)
-        best: dict[int, tuple[float, int]] = {}  # track_pk -> (cosine, frame)
-        for sc, eid in zip(scores, ids, strict=True):
-            pk, frame = info[int(eid)]
-            if pk not in best:  # results are best first: the first one per track is its best
-                best[pk] = (float(sc), int(frame))
-        enough = len(best) >= top_k or k >= n_allowed or (len(scores) and similarity(scores[-1]) < floor)
-        if enough:
-            break
-        k = min(n_allowed, k * 2)
-    chosen = [(pk, c, f) for pk, (c, f) in best.items() if similarity(c) >= floor]
-    tracks: dict[int, TrackRecord] = store.get_tracks([pk for pk, _, _ in chosen])
-    chosen.sort(key=lambda x: (-x[1], tracks[x[0]].video_id, tracks[x[0]].track_id))
-    chosen = chosen[:top_k]
-    sightings = _sightings_of(store, [pk for pk, _, _ in chosen])
-    out: list[tuple[int, Hit]] = []
-    for pk, cos, frame in chosen:
-        track = tracks[pk]
-        target = by_run[track.run_id]
-        frames, times, boxes = sightings[pk]
-        gap = segment_gap_frames(target.video.fps, target.stride)
-        at = int(np.argmin(np.abs(frames - frame)))
-        out.append((pk, Hit(video_id=target.video.id, video_path=target.video.path, track_id=track.track_id,
-                            score=float(similarity(cos)), segments=split_segments(frames, times, gap),
-                            best_frame=int(frames[at]), best_time_s=float(times[at]),
-                            best_box=tuple(float(v) for v in boxes[at]))))  # type: ignore[arg-type]
-    return out
+        return RunSearch((), (), normalised(query))
+    marked_emb = store.track_embeddings(list(marks))
+    marked_pks = [pk for pk in marks if pk in marked_emb]
+    cents = dict(zip(marked_pks, centroids([marked_emb[pk].vectors for pk in marked_pks]), strict=True)) \
+        if marked_pks else {}
+    confirmed = [cents[pk] for pk in marked_pks if marks[pk] == "confirmed"]
+    rejected = [cents[pk] for pk in marked_pks if marks[pk] == "rejected"]
+    q = feedback_query(query, confirmed)
+    best: dict[int, tuple[float, int]] = {}
+    scorer = _faiss_scorer(store, index, targets, top_k + len(marks), best)
+
+    def track_centroids(pks: list[int]) -> np.ndarray:
+        stored = store.track_vectors(pks)
+        return centroids([stored[pk] for pk in pks])
+
+    final, _ = two_pass(q, scorer, track_centroids, expansion, skip=set(marks))
+    scored = dict(best)
+    run_ids = {t.run_id for t in targets}
+    for pk in marked_pks:  # a marked track is scored even when it is far down the list
+        emb = marked_emb[pk]
+        if pk not in scored and int(emb.run_ids[0]) in run_ids:
+            sims = emb.vectors @ final
+            i = int(np.argmax(sims))
+            scored[pk] = (float(sims[i]), int(emb.frames[i]))
+    if rejected:  # candidates more like a rejected hit than like the query lose the difference
+        others = [pk for pk in scored if pk not in marks]
+        penalty = reject_penalty(track_centroids(others), final, np.array(confirmed).reshape(-1, len(final)),
+                                 np.array(rejected))
+        for pk, drop in zip(others, penalty.tolist(), strict=True):
+            scored[pk] = (scored[pk][0] - drop, scored[pk][1])
+    runs = {t.run_id: VideoRun(t.video.id, t.video.path, t.video.fps, t.stride) for t in targets}
+    found = person_hits(store, scored, runs, marks=marks, people=people, top_k=top_k)
+    return RunSearch(found.hits, found.rejected, final)
 
 
 @dataclass(frozen=True)
@@ -442,14 +390,16 @@ class RawSearch:
     """Result of :func:`search` before it is stored.
 
     Attributes:
-        hits: ``(track_pk, hit)`` pairs, best first.
+        hits: ``(track_pks, hit)`` pairs, best first.
+        rejected: ``(track_pks, hit)`` of rejected hits (none for a new search).
         photos: The embedded photos.
-        query: ``(D,)`` query vector.
+        query: ``(D,)`` query vector made from the photos (before expansion: what is stored).
         elapsed_s: Seconds spent (photo embedding included).
         embed_s: Seconds spent finding and embedding the people in the photos.
     """
 
-    hits: tuple[tuple[int, Hit], ...]
+    hits: tuple[tuple[tuple[int, ...], Hit], ...]
+    rejected: tuple[tuple[tuple[int, ...], Hit], ...]
     photos: tuple[QueryPhoto, ...]
     query: np.ndarray
     elapsed_s: float
@@ -458,7 +408,7 @@ class RawSearch:
 
 def search(photos: Sequence[str | Path | np.ndarray], *, store: Store, index: EmbeddingIndex,
            detector: Detector, embedder: Embedder, targets: Sequence[SearchTarget], top_k: int = 200,
-           floor: float = SCORE_FLOOR) -> RawSearch:
+           expansion: Expansion = DEFAULT_EXPANSION, people: bool = True) -> RawSearch:
     """Embed the query photos and search the given runs.
 
     Raises:
@@ -470,6 +420,6 @@ def search(photos: Sequence[str | Path | np.ndarray], *, store: Store, index: Em
         raise StoreError("no indexed video to search; index one first (python -m core index VIDEO).")
     query, done = embed_query(photos, detector, embedder)
     t1 = time.perf_counter()
-    hits = search_runs(store, index, query, targets, top_k=top_k, floor=floor)
-    return RawSearch(hits=tuple(hits), photos=done, query=query, elapsed_s=time.perf_counter() - t0,
-                     embed_s=t1 - t0)
+    found = search_runs(store, index, query, targets, top_k=top_k, expansion=expansion, people=people)
+    return RawSearch(hits=found.hits, rejected=found.rejected, photos=done, query=query,
+                     elapsed_s=time.perf_counter() - t0, embed_s=t1 - t0)

@@ -1,4 +1,4 @@
-"""Words and numbers as the user reads them (CLI and GUI alike): times, counts with plurals."""
+"""Words and numbers as the user reads them (CLI and GUI alike): times, counts with plurals, hit names."""
 
 from __future__ import annotations
 
@@ -25,6 +25,12 @@ def format_time(seconds: float, precise: bool = True) -> str:
     if h >= 1:
         return f"{int(h)}:{int(m):02d}:{sec}"
     return f"{int(m)}:{sec}"
+
+
+def person_label(track_id: int, track_ids: tuple[int, ...] = ()) -> str:
+    """A hit's name: ``"Track 11"`` for one track, ``"Person: tracks 4, 16, 31"`` for a linked person."""
+    tracks = track_ids or (track_id,)
+    return f"Track {track_id}" if len(tracks) == 1 else "Person: tracks " + ", ".join(map(str, tracks))
 
 
 def plural(n: int, word: str, words: str | None = None) -> str:

@@ -150,17 +150,24 @@ class Segment:
 
 @dataclass(frozen=True)
 class Hit:
-    """One matching track of a search.
+    """One person found by a search: one person in one video, with all of their tracks.
+
+    A person is the tracks of one video that ``core.linking`` linked together (one track when
+    nothing was linked). The hit's score, best frame and box are those of its best-matching
+    track, ``track_id``.
 
     Attributes:
         video_id: Database id of the video.
         video_path: Path of the video as last seen.
-        track_id: Track id within the video's indexing run.
+        track_id: The best-matching track (its id within the video's indexing run).
         score: Similarity in ``[0, 1]`` (higher is more alike), see ``core.search``.
-        segments: Time segments in which the track was seen, in order.
+        segments: Time segments in which the person was seen (over all their tracks), in order.
         best_frame: Frame index whose crop matched best.
         best_time_s: Time of ``best_frame`` in seconds.
         best_box: ``(x1, y1, x2, y2)`` pixels of the person in ``best_frame``.
+        track_ids: Every track of the person, in time order (``(track_id,)`` for one track).
+        mark: ``"confirmed"`` or ``"rejected"`` when the user marked the hit (``core.engine.Engine.refine``),
+            else ``""``.
     """
 
     video_id: int
@@ -171,6 +178,12 @@ class Hit:
     best_frame: int
     best_time_s: float
     best_box: tuple[float, float, float, float]
+    track_ids: tuple[int, ...] = ()
+    mark: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.track_ids:
+            object.__setattr__(self, "track_ids", (int(self.track_id),))
 
 
 @dataclass(frozen=True)

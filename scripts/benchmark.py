@@ -16,7 +16,11 @@ Usage (from the project root)::
    by default) over synthetic libraries of 1e4, 1e5, 1e6 random L2-normalised 512-d track
    embeddings, k = 1600 (what a top-200 search asks for), median of repeated single queries;
    then the whole ``Engine.search`` path on the indexed video (photo -> person -> embedding ->
-   FAISS -> per-track scores -> segments -> stored query), split into photo embedding and search.
+   FAISS -> per-track scores -> people -> segments -> stored query), split into photo embedding and
+   search; the search step alone, plain against the shipped scoring (query expansion and one hit per
+   person), and ``Engine.refine`` / ``Engine.search_like``.
+4. Linking the video's tracks into people (``core.linking``; part of indexing), timed on its own
+   against the indexing wall time.
 
 Targets (reported, not asserted): real-time factor >= 1 at stride 2 on 2 cores; search over 1e6
 embeddings < 200 ms (``flat16`` or ``ivf`` where exact ``flat`` misses it).
@@ -89,7 +93,23 @@ def bench_index(args, db: Path):
           f"{'ok' if per_track.max() <= k else 'EXCEEDS K'})")
     print(f"memory: peak RSS {peak_rss_mb():.0f} MiB (process), RSS before indexing {rss0:.0f} MiB, "
           f"after {rss_mb():.0f} MiB")
+    bench_linking(engine, run, wall)
     return engine, video
+
+
+def bench_linking(engine, run, index_wall: float) -> None:
+    """Linking the run's tracks into people (done inside Engine.index), timed again on its own."""
+    from core.linking import link_run
+
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        rec = link_run(engine.store, run.id)
+        times.append(time.perf_counter() - t0)
+    link = float(np.median(times))
+    print(f"linking {run.tracks_done} tracks into {rec.people} people: median {link * 1000:.0f} ms "
+          f"(reading tracks and embeddings, merging, writing) = {link / index_wall:.2%} of the indexing "
+          "wall time")
 
 
 def bench_detector_sizes(engine, args) -> None:
@@ -228,10 +248,43 @@ def bench_engine_search(engine, video, args) -> None:
         total, emb = float(np.median(totals)), float(np.median(embeds))
         print(f"{label}: Engine.search median {total * 1000:.0f} ms = photo detection+embedding "
               f"{emb * 1000:.0f} ms + search and storing {max(total - emb, 0) * 1000:.0f} ms")
+    bench_scoring(engine, run, video, crop, args)
     t0 = time.perf_counter()
     q = engine.queries()[0].id
     engine.load_query(q)
     print(f"load_query (reopen a stored search): {(time.perf_counter() - t0) * 1000:.1f} ms")
+
+
+def bench_scoring(engine, run, video, crop: np.ndarray, args) -> None:
+    """The search step alone, side by side: plain (one pass, one hit per track, as before people) against the
+    shipped scoring (expansion: two passes; one hit per person); then refine and find-similar."""
+    from core import search as search_mod
+    from core.ranking import NO_EXPANSION
+    from core.search import embed_query
+
+    query, _ = embed_query([crop], engine.detector, engine.embedder)
+    target = [search_mod.SearchTarget(run.id, video, args.stride)]
+
+    def median_ms(fn, n: int = 7) -> float:
+        fn()
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return float(np.median(times) * 1000)
+
+    plain = median_ms(lambda: search_mod.search_runs(engine.store, engine.faiss_index, query, target,
+                                                     expansion=NO_EXPANSION, people=False))
+    shipped = median_ms(lambda: search_mod.search_runs(engine.store, engine.faiss_index, query, target))
+    print(f"search step (query vector -> hits, not stored): plain {plain:.0f} ms, shipped (expansion + "
+          f"people) {shipped:.0f} ms: ratio {shipped / max(plain, 1e-9):.2f}")
+    result = engine.search([crop])
+    hits = result.hits
+    refine = median_ms(lambda: engine.refine(result.query_id, confirm=[hits[0]], reject=[hits[-1]]), n=3)
+    like = median_ms(lambda: engine.search_like(video.id, hits[0].track_id), n=3)
+    print(f"refine (confirm one hit, reject another, re-rank, store): {refine:.0f} ms; "
+          f"search_like (find similar from a hit): {like:.0f} ms")
 
 
 def main() -> int:

@@ -1,8 +1,17 @@
-"""Shared fixtures: where the real test data lives, and Qt set to offscreen."""
+"""Shared fixtures: where the real test data lives, Qt set to offscreen, and vtest.avi indexed once.
+
+* ``vtest_library``: the whole of ``vtest.avi`` (795 frames) indexed at stride 2 into a fresh
+  library with the shared YOLO detector and OSNet ReID model (about a minute on 2 CPU cores, once
+  per session; the core and the training tests use it). ``REID_TEST_VTEST_LIBRARY=lib.sqlite``
+  starts from a copy of that library instead (indexing is then a no-op when it already holds
+  vtest.avi with the same models and settings).
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -50,3 +59,48 @@ def detector_model_path() -> Path:
 def reid_model_path() -> Path:
     """The shared OSNet x0.25 MSMT17 ReID model (ONNX, no metadata)."""
     return shared_file("models/osnet_x0_25_msmt17.onnx")
+
+
+@dataclass(frozen=True)
+class VtestLibrary:
+    """``vtest.avi`` indexed once per session.
+
+    Attributes:
+        db_path: The library file.
+        engine: An open engine on it (shared: do not close it).
+        video: Path of vtest.avi.
+        video_id: Its id in the library.
+        run_id: The finished indexing run.
+        detector_path: Detector model file.
+        reid_path: ReID model file.
+    """
+
+    db_path: Path
+    engine: object
+    video: Path
+    video_id: int
+    run_id: int
+    detector_path: Path
+    reid_path: Path
+
+
+@pytest.fixture(scope="session")
+def vtest_library(tmp_path_factory, vtest_path, detector_model_path, reid_model_path) -> VtestLibrary:
+    """Index the whole of vtest.avi at stride 2 once (the library is shared; tests may add queries)."""
+    from core.engine import Engine
+
+    db = tmp_path_factory.mktemp("vtest_library") / "library.sqlite"
+    reuse = os.environ.get("REID_TEST_VTEST_LIBRARY")
+    if reuse:  # developer shortcut: start from a copy of a library that already holds vtest.avi
+        shutil.copyfile(reuse, db)
+    # stride 2 and the float32 detector: the settings these tests' expectations were measured with
+    # (the int8 default, sampling by time and the motion gate have tests of their own)
+    engine = Engine(db, detector=detector_model_path, reid=reid_model_path, device="cpu", stride=2,
+                    precision="fp32")
+    items = list(engine.index(vtest_path))
+    assert items and items[-1].done, "indexing vtest.avi did not finish"
+    video = engine.store.video_by_path(vtest_path)
+    run = engine.store.latest_run(video.id)
+    yield VtestLibrary(db_path=db, engine=engine, video=Path(vtest_path), video_id=video.id, run_id=run.id,
+                       detector_path=Path(detector_model_path), reid_path=Path(reid_model_path))
+    engine.close()

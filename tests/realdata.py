@@ -24,6 +24,17 @@ IDENTITY_0001: dict[str, tuple[int, int, int, int]] = {
 }
 
 
+# Hand annotation of vtest.avi, checked by eye on the full frames and on crops of every track:
+# (frame, xyxy box rounded to 10 px). The man in the navy down jacket with red shoulders, white
+# trainers and a sheet of paper in his hand, who walks with the blonde woman in the black coat:
+# at frame 60 he walks away up the path, at frame 300 he comes back down it (the tracker gives
+# him two different tracks, 2-14 s and 21-37 s, and two more later).
+VTEST_SAME_MAN: tuple[tuple[int, tuple[int, int, int, int]], ...] = (
+    (60, (460, 200, 510, 290)), (300, (570, 160, 620, 230)))
+# Someone else, never in a frame with him at those times: the woman in the red jacket at frame 500.
+VTEST_RED_JACKET_WOMAN: tuple[int, tuple[int, int, int, int]] = (500, (300, 190, 340, 260))
+
+
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pairwise IoU of ``(N, 4)`` and ``(M, 4)`` xyxy boxes -> ``(N, M)`` (written out here, not
     taken from ``core``, so the tests check the code against an independent definition)."""
@@ -55,3 +66,15 @@ def cut_clip(video: Path, out: Path, start: int, count: int, fps: float = 10.0) 
             writer.release()
         cap.release()
     return out
+
+
+def track_at(store, run_id: int, frame: int, box: tuple[float, float, float, float],
+             min_iou: float = 0.5) -> int:
+    """Database id (``track_pk``) of the track whose box at ``frame`` is the annotated one (IoU >= min_iou).
+    """
+    seen = store.sightings_in_frame(run_id, frame)
+    assert len(seen), f"nobody tracked at frame {frame}"
+    iou = box_iou(np.array([box], np.float32), seen.boxes)[0]
+    i = int(np.argmax(iou))
+    assert iou[i] >= min_iou, f"no track at frame {frame} matches {box} (best IoU {iou[i]:.2f})"
+    return int(seen.track_pks[i])

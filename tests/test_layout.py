@@ -1,13 +1,12 @@
-"""The house rules of the code base, checked on the real source tree and the real test set-up.
+"""The house rules of the code base, checked on the real source tree and the real test set-up
+(the import rules between layers are in ``tests/core/test_layering.py``).
 
 * no file in ``core/`` or ``GUI/`` is longer than a newcomer reads in one sitting;
-* the GUI reaches the engine through its use cases, never through the command line's module;
 * on CI a missing ``../shared/data`` fails the run instead of skipping half the suite.
 """
 
 from __future__ import annotations
 
-import ast
 import os
 import subprocess
 import sys
@@ -21,28 +20,10 @@ def _python_files(*folders: str) -> list[Path]:
     return sorted(p for folder in folders for p in (REPO_ROOT / folder).rglob("*.py"))
 
 
-def _imported_modules(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    out: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            out.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            out.add(node.module)
-            out.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return out
-
-
 def test_no_file_in_core_or_gui_is_too_long():
     long = {str(p.relative_to(REPO_ROOT)): n for p in _python_files("core", "GUI")
             if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
     assert not long, f"split these files by job (more than {MAX_LINES} lines): {long}"
-
-
-def test_gui_does_not_import_the_command_line():
-    offenders = {str(p.relative_to(REPO_ROOT)) for p in _python_files("GUI")
-                 if any(m == "core.cli" or m.startswith("core.cli.") for m in _imported_modules(p))}
-    assert not offenders, f"the GUI must call the engine's use cases, not core.cli: {sorted(offenders)}"
 
 
 def test_missing_shared_data_fails_on_ci(tmp_path):

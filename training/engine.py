@@ -225,11 +225,14 @@ def build_trainer(cfg: dict[str, Any], data: ReidData | None = None) -> Trainer:
     return Trainer(cfg, data, model, criterion, optimizer, center_opt, scheduler, scaler, device)
 
 
-class _Log:
+class RunLog:
+    """Append lines to a log file (and echo them through tqdm when ``echo``)."""
+
     def __init__(self, path: Path, echo: bool) -> None:
         self.path, self.echo = path, echo
 
     def __call__(self, msg: str) -> None:
+        """Write one line."""
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(msg + "\n")
         if self.echo:
@@ -249,7 +252,7 @@ def train(cfg: dict[str, Any], *, data: ReidData | None = None, progress: bool =
     out = Path(cfg["train"]["output_dir"])
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    log = _Log(out / "log.txt", progress)
+    log = RunLog(out / "log.txt", progress)
     trainer = build_trainer(cfg, data)
     if cfg["train"]["resume"]:
         trainer.load_state_dict(load_checkpoint(cfg["train"]["resume"]), str(cfg["train"]["resume"]))

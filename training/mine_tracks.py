@@ -34,7 +34,7 @@ from training.cli import run_main
 from training.errors import DataError
 
 
-def _spread(n: int, k: int) -> np.ndarray:
+def spread(n: int, k: int) -> np.ndarray:
     """``k`` indices evenly spread over ``range(n)`` (all of them when ``k`` is 0 or >= n)."""
     if k <= 0 or k >= n:
         return np.arange(n)
@@ -63,7 +63,6 @@ def mine_tracks(db: str | Path, out: str | Path, *, min_track_len: int = 8, max_
         StoreError: It is not a library of this program.
     """
     from core.store import Store
-    from core.video import open_source
 
     db = Path(db)
     if not db.is_file():
@@ -99,7 +98,7 @@ def mine_tracks(db: str | Path, out: str | Path, *, min_track_len: int = 8, max_
                 if len(tall) < min_track_len:
                     continue
                 folder = out / f"v{video.id:03d}_t{track.track_id:05d}"
-                for i in tall[_spread(len(tall), max_crops)]:
+                for i in tall[spread(len(tall), max_crops)]:
                     wanted_frames[int(s.frames[i])].append((folder, s.boxes[i]))
                 summary["tracks"].append({"folder": folder.name, "video_id": video.id, "video": video.path,
                                           "run_id": run.id, "track_id": track.track_id,
@@ -107,7 +106,7 @@ def mine_tracks(db: str | Path, out: str | Path, *, min_track_len: int = 8, max_
             if not wanted_frames:
                 summary["skipped"].append(f"{video.path}: no track with {min_track_len}+ sightings")
                 continue
-            written = _cut(open_source, video.path, video.id, wanted_frames, progress)
+            written = cut_crops(video.path, video.id, wanted_frames, progress)
             summary["images"] += written
             summary["videos"] += 1
         summary["identities"] = sum(1 for t in summary["tracks"] if (out / t["folder"]).is_dir())
@@ -117,9 +116,19 @@ def mine_tracks(db: str | Path, out: str | Path, *, min_track_len: int = 8, max_
     return summary
 
 
-def _cut(open_source, path: str, video_id: int, wanted: dict[int, list[tuple[Path, np.ndarray]]],
-         progress: bool) -> int:
-    """Decode the video once up to the last needed frame and write the crops; returns how many."""
+def cut_crops(path: str, video_id: int, wanted: dict[int, list[tuple[Path, np.ndarray]]],
+              progress: bool = True) -> int:
+    """Decode the video once up to the last needed frame and write the crops; returns how many.
+
+    Args:
+        path: The video (file or image folder).
+        video_id: Its library id (the ``c<id>`` camera token of the file names).
+        wanted: Frame index -> ``[(identity folder, (4,) xyxy box)]``; each crop is written to
+            ``folder/c<video_id>_f<frame:06d>.jpg`` (boxes clipped to the frame; tiny ones skipped).
+        progress: Show a tqdm bar.
+    """
+    from core.video import open_source
+
     written = 0
     last = max(wanted)
     with open_source(path) as src:

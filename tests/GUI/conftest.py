@@ -98,19 +98,19 @@ def _isolated_settings(tmp_path_factory):
         yield folder
 
 
-def settings_store(path: Path, settings: AppSettings | None = None) -> SettingsStore:
+def ini_settings_store(path: Path, settings: AppSettings | None = None) -> SettingsStore:
     """A settings store in an INI file (written with ``settings`` when given)."""
-    store = SettingsStore(QSettings(str(path), QSettings.Format.IniFormat))
+    settings_store = SettingsStore(QSettings(str(path), QSettings.Format.IniFormat))
     if settings is not None:
-        store.save(settings)
-    return store
+        settings_store.save(settings)
+    return settings_store
 
 
-def open_window(store: SettingsStore, db: Path, interactive: bool = False):
+def open_window(settings_store: SettingsStore, db: Path, interactive: bool = False):
     """Create, show and return a main window (models start loading at once)."""
     from GUI.main_window import MainWindow
 
-    w = MainWindow(store, db_path=db, interactive=interactive)
+    w = MainWindow(settings_store, db_path=db, interactive=interactive)
     w.messages = []
     w.messageShown.connect(lambda level, text: w.messages.append((level, text)))
     w.progress_items = []
@@ -121,7 +121,7 @@ def open_window(store: SettingsStore, db: Path, interactive: bool = False):
         w.library_loads += 1
 
     w.libraryRefreshed.connect(loaded)
-    if store.geometry() is None:
+    if settings_store.geometry() is None:
         w.resize(1280, 800)
     w.show()
     return w
@@ -155,7 +155,7 @@ def indexed_session(qapp, vtest_path, tmp_path_factory, model_settings) -> Index
     root = tmp_path_factory.mktemp("indexed")
     db_dir = root / "library"
     db_dir.mkdir()
-    w = open_window(settings_store(root / "settings.ini", model_settings), db_dir / "library.sqlite")
+    w = open_window(ini_settings_store(root / "settings.ini", model_settings), db_dir / "library.sqlite")
     try:
         pump_until(lambda: w.library_loads > 0 or any(lv == "error" for lv, _ in w.messages),
                    ENGINE_TIMEOUT_MS)
@@ -201,10 +201,10 @@ def make_window(qtbot, tmp_path, model_settings):
     windows = []
 
     def make(db: Path | None = None, settings: AppSettings | None = None, interactive: bool = False,
-             wait_engine: bool = True, store: SettingsStore | None = None):
-        store = store or settings_store(tmp_path / f"settings{len(windows)}.ini",
+             wait_engine: bool = True, settings_store: SettingsStore | None = None):
+        settings_store = settings_store or ini_settings_store(tmp_path / f"settings{len(windows)}.ini",
                                         settings or model_settings)
-        w = open_window(store, Path(db) if db else tmp_path / "library.sqlite", interactive)
+        w = open_window(settings_store, Path(db) if db else tmp_path / "library.sqlite", interactive)
         qtbot.addWidget(w)
         windows.append(w)
         qtbot.waitExposed(w)

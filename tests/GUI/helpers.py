@@ -25,7 +25,7 @@ def drag_around(view, box, pad: float = 4.0) -> None:
 
 def draw_query(w, qtbot, frame: int = 20):
     """Seek to ``frame``, drag a rectangle around its largest walking person; returns their overlay."""
-    w.seek(frame)
+    w.player.seek(frame)
     qtbot.waitUntil(lambda: len(w.view.overlays) > 0, timeout=5000)
     # The largest upright box: a walking person (the detector also reports a yellow bag lying on the grass).
     upright = [o for o in w.view.overlays if (o.box[3] - o.box[1]) > 1.5 * (o.box[2] - o.box[0])]

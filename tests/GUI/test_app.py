@@ -23,13 +23,13 @@ from PySide6.QtTest import QTest
 
 from core.search import SCORE_FLOOR
 from core.types import IndexProgress
-from GUI import export
-from GUI.library import norm_path
 from GUI.main import parse_args
 from GUI.main_window import SAMPLE_CLIP, SAMPLE_QUERY
+from GUI.results import HIT_ROLE
 from GUI.settings import AppSettings
 from GUI.timeline import score_color
-from tests.GUI.conftest import CLIP_FRAMES, WORK_TIMEOUT_MS, settings_store
+from GUI.window_model import norm_path
+from tests.GUI.conftest import CLIP_FRAMES, WORK_TIMEOUT_MS, ini_settings_store
 from tests.GUI.helpers import draw_query, highlight_at_left_edge, search
 from tests.realdata import cut_clip
 
@@ -55,12 +55,19 @@ def test_session_indexing_ran_through_the_worker(indexed_session):
     assert not [m for m in s.messages if m[0] == "error"]
 
 
+FROZEN_GUI_MS = 2000
+"""A gap this long between timer ticks means the GUI thread did the work itself. The measured gap is
+a figure (printed here and kept in the README), not a target: a loaded 2-core CI machine can stretch
+a 20 ms tick to a few hundred milliseconds, while indexing on the GUI thread freezes it for the whole
+run (tens of seconds)."""
+
+
 def test_gui_thread_stays_responsive_while_indexing(indexed_session):
     s = indexed_session
     print(f"\n[GUI] largest gap between 20 ms timer ticks while indexing: {s.max_gap_ms:.0f} ms "
           f"(mean {s.mean_gap_ms:.1f} ms over {s.ticks} ticks, {s.wall_s:.1f} s of indexing)")
     assert s.ticks > 10
-    assert s.max_gap_ms < 250
+    assert s.max_gap_ms < FROZEN_GUI_MS
 
 
 # --------------------------------------------------------------------------- the main story
@@ -83,7 +90,7 @@ def test_draw_person_search_and_click_hits(make_window, indexed_db, indexed_sess
     assert any(isinstance(p, IndexProgress) and p.skipped for p in w.progress_items)
     assert result.hits
     best = result.hits[0]
-    assert best.track_id == person.track_id, "the person drawn must be the best hit"
+    assert person.track_id in best.track_ids, "the person drawn must be the best hit (one of its tracks)"
     assert best.score > 0.85
     assert w.results.visible_hits() == result.above(w.results.threshold)
     tree = w.results.tree
@@ -104,11 +111,11 @@ def test_draw_person_search_and_click_hits(make_window, indexed_db, indexed_sess
     assert abs(c.red() - want.red()) <= 2 and abs(c.green() - want.green()) <= 2
 
     # Click the best hit in the list: the video goes to its best frame and the box is highlighted.
-    w.seek(0)
+    w.player.seek(0)
     item = w.results.item_for(best)
     rect = tree.visualItemRect(item)
     QTest.mouseClick(tree.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
-    qtbot.waitUntil(lambda: w.frame_index == best.best_frame, timeout=5000)
+    qtbot.waitUntil(lambda: w.player.frame_index == best.best_frame, timeout=5000)
     assert w.frame_label.text() == f"frame {best.best_frame} / {CLIP_FRAMES - 1}"
     assert w.timeline.position == best.best_frame
     selected = [o for o in w.view.overlays if o.kind == "selected"]
@@ -117,10 +124,10 @@ def test_draw_person_search_and_click_hits(make_window, indexed_db, indexed_sess
 
     # Click a hit's segment on the timeline (every hit shown, after moving away from it).
     for hit in w.timeline.hits:
-        w.seek(0 if hit.best_frame > 0 else 1)
+        w.player.seek(0 if hit.best_frame > 0 else 1)
         QTest.mouseClick(w.timeline, Qt.MouseButton.LeftButton,
                          pos=w.timeline.segment_rects(hit)[0].center().toPoint())
-        qtbot.waitUntil(lambda h=hit: w.frame_index == h.best_frame, timeout=5000)
+        qtbot.waitUntil(lambda h=hit: w.player.frame_index == h.best_frame, timeout=5000)
         selected = [o for o in w.view.overlays if o.kind == "selected"]
         assert len(selected) == 1 and selected[0].track_id == hit.track_id
         assert w.results.tree.currentItem() is w.results.item_for(hit)
@@ -135,16 +142,21 @@ def test_draw_person_search_and_click_hits(make_window, indexed_db, indexed_sess
     assert not w.jobs.busy("index+search")
 
     # Export what is shown: JSON (the CLI's schema) and CSV, then the images.
-    out = w.export_hits(tmp_path / "hits.json")
+    out = w.search.export_hits(tmp_path / "hits.json")
     data = json.loads(out.read_text(encoding="utf-8"))
-    assert data == [export.hit_record(h) for h in result.hits]
+    # the hits shown, best first, each with its own track, score, segments and box (read off the result)
+    assert [(d["video"], d["track_id"], d["best_frame"]) for d in data] == [
+        (h.video_path, h.track_id, h.best_frame) for h in result.hits]
+    assert [d["score"] for d in data] == pytest.approx([h.score for h in result.hits], abs=1e-6)
+    assert [len(d["segments"]) for d in data] == [len(h.segments) for h in result.hits]
+    assert data[0]["best_box"] == pytest.approx(list(result.hits[0].best_box), abs=0.01)
     assert {"video", "track_id", "score", "segments", "best_frame", "best_box"} <= set(data[0])
     assert set(data[0]["segments"][0]) == {"start_s", "end_s", "start_frame", "end_frame"}
-    rows = list(csv.DictReader((w.export_hits(tmp_path / "hits.csv")).open(encoding="utf-8")))
+    rows = list(csv.DictReader((w.search.export_hits(tmp_path / "hits.csv")).open(encoding="utf-8")))
     assert len(rows) == sum(len(h.segments) for h in result.hits)
     folder = tmp_path / "images"
     with qtbot.waitSignal(w.jobFinished, timeout=60000, check_params_cb=lambda name: name == "save images"):
-        assert w.save_hit_images(folder)
+        assert w.search.save_images(folder)
     pngs = sorted(folder.glob("*.png"))
     assert len(pngs) == 2 * len(result.hits)
     assert cv2.imread(str(pngs[0])) is not None
@@ -175,11 +187,11 @@ def test_library_reopens_past_query_and_skips_indexed_video(make_window, indexed
     # A real double click: press, release, then the double-click event.
     QTest.mouseClick(w2.library.tree.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     QTest.mouseDClick(w2.library.tree.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
-    qtbot.waitUntil(lambda: w2.result is not None, timeout=5000)
+    qtbot.waitUntil(lambda: w2.model.result is not None, timeout=5000)
     print(f"\n[GUI] past query reopened in {1000 * (time.perf_counter() - t0):.0f} ms")
-    assert w2.result.hits == result.hits
+    assert w2.model.result.hits == result.hits
     assert w2.queries.photos() == photos
-    assert w2.video_path == norm_path(indexed_session.clip)
+    assert w2.model.video_path == norm_path(indexed_session.clip)
 
     # Index only on an indexed video: one skipped progress item, nothing indexed again.
     n = len(w2.progress_items)
@@ -212,12 +224,12 @@ def test_several_videos_searched_at_once_grouped_by_video(make_window, indexed_d
     assert tree.topLevelItemCount() == 2
     for i in range(tree.topLevelItemCount()):
         group = tree.topLevelItem(i)
-        hits = [group.child(j).data(0, Qt.ItemDataRole.UserRole + 1) for j in range(group.childCount())]
+        hits = [group.child(j).data(0, HIT_ROLE) for j in range(group.childCount())]
         assert {norm_path(h.video_path) for h in hits} == {norm_path(group.toolTip(0))}
     # A hit in the other video opens that video at the hit's frame.
     hit = next(h for h in result.hits if norm_path(h.video_path) == norm_path(second))
     w.show_hit(hit)
-    assert w.video_path == norm_path(second) and w.frame_index == hit.best_frame
+    assert w.model.video_path == norm_path(second) and w.player.frame_index == hit.best_frame
     assert w.library.info_for(str(second)).status == "indexed"
 
 
@@ -239,8 +251,8 @@ def test_cancel_real_vtest_then_resume_and_close_while_working(make_window, vtes
     w = make_window(db)
     assert w.open_video(vtest_path)
     assert w.frame_label.text() == "frame 0 / 794"
-    w.seek(700)
-    assert w.frame_index == 700 and w.time_label.text().startswith("1:10.0")
+    w.player.seek(700)
+    assert w.player.frame_index == 700 and w.time_label.text().startswith("1:10.0")
     assert w.start_search(index_only=True)
     assert w.cancel_button.isVisible() and w.act_cancel.isEnabled()
     qtbot.waitUntil(lambda: any(isinstance(p, IndexProgress) and p.frames_done >= 8
@@ -297,7 +309,7 @@ def test_bad_inputs_give_readable_messages(make_window, indexed_db, indexed_sess
     assert "broken.mp4" in last_error() and "\n" not in last_error()
     assert not w.open_video(tmp_path / "nowhere.avi")
     assert "nowhere.avi" in last_error() and "does not exist" in last_error()
-    assert w.video_path is None and w.stack.currentWidget() is w.empty
+    assert w.model.video_path is None and w.stack.currentWidget() is w.empty
 
     w.open_video(indexed_session.clip)
     w.start_search()
@@ -313,7 +325,7 @@ def test_bad_inputs_give_readable_messages(make_window, indexed_db, indexed_sess
                           check_params_cb=lambda n: n == "index+search"):
         assert w.start_search()
     assert "wall.png" in last_error() and "no person" in last_error()
-    assert w.result is None
+    assert w.model.result is None
 
 
 def test_missing_model_names_the_fetch_command(make_window, tmp_path, monkeypatch):
@@ -367,8 +379,8 @@ def test_settings_apply_rebuilds_engine_and_window_geometry_is_remembered(make_w
 
     from GUI.settings_dialog import SettingsDialog
 
-    store = settings_store(tmp_path / "remember.ini", model_settings)
-    w = make_window(tmp_path / "lib.sqlite", store=store)
+    settings_store = ini_settings_store(tmp_path / "remember.ini", model_settings)
+    w = make_window(tmp_path / "lib.sqlite", settings_store=settings_store)
     dialog = SettingsDialog(w.settings, w.engine.providers, w.engine.notes, 0.7, w)
     assert "CPU" in dialog.providers.text()
     names = [dialog.detector.itemText(i) for i in range(dialog.detector.count())]
@@ -385,7 +397,7 @@ def test_settings_apply_rebuilds_engine_and_window_geometry_is_remembered(make_w
     assert w.results.threshold == pytest.approx(0.62)
     w.resize(1111, 733)
     w.close()
-    w2 = make_window(tmp_path / "lib.sqlite", store=settings_store(tmp_path / "remember.ini"))
+    w2 = make_window(tmp_path / "lib.sqlite", settings_store=ini_settings_store(tmp_path / "remember.ini"))
     assert (w2.width(), w2.height()) == (1111, 733)
     assert w2.settings.stride == 3 and w2.results.threshold == pytest.approx(0.62)
 
@@ -397,14 +409,14 @@ def test_try_the_sample_opens_clip_and_photo_and_starts_the_search(make_window, 
     help_actions = [a.text() for a in w.menuBar().actions()[-1].menu().actions()]
     assert "&Try the sample" in help_actions
     QTest.mouseClick(w.sample_button, Qt.MouseButton.LeftButton)
-    assert w.video_path == norm_path(SAMPLE_CLIP)
+    assert w.model.video_path == norm_path(SAMPLE_CLIP)
     assert w.queries.photos() == [str(SAMPLE_QUERY.resolve())]
     assert w.jobs.busy("index+search")
     qtbot.waitUntil(lambda: any(isinstance(p, IndexProgress) and p.frames_done > 0 for p in w.progress_items),
                     timeout=WORK_TIMEOUT_MS)
     # Indexing the whole 20 s sample is too slow for a unit test; stop it (the screenshot script runs it all).
     with qtbot.waitSignal(w.jobFinished, timeout=60000, check_params_cb=lambda n: n == "index+search"):
-        w.cancel_work()
+        w.search.cancel()
 
 
 def test_command_line(make_window, indexed_db, indexed_session, tmp_path, qtbot):
@@ -426,7 +438,7 @@ def test_command_line(make_window, indexed_db, indexed_session, tmp_path, qtbot)
     cv2.imwrite(str(photo), frame[80:300, 300:420])
     w = make_window(indexed_db)
     w.open_initial([str(indexed_session.clip)], [str(photo)])
-    assert w.video_path == norm_path(indexed_session.clip)
+    assert w.model.video_path == norm_path(indexed_session.clip)
     assert w.queries.photos() == [str(photo.resolve())]
     assert w.search_button.isEnabled()  # ready to search
 
@@ -440,24 +452,24 @@ def test_timeline_seek_and_transport(make_window, indexed_db, indexed_session, q
     at = w.timeline.frame_at(x)
     assert abs(at - 30) <= 1
     QTest.mouseClick(w.timeline, Qt.MouseButton.LeftButton, pos=QPoint(x, w.timeline.height() - 6))
-    assert w.frame_index == at and w.position.value() == at
-    w.step(1)
-    assert w.frame_index == at + 1
-    w.step(-2)
-    assert w.frame_index == at - 1
+    assert w.player.frame_index == at and w.position.value() == at
+    w.player.step(1)
+    assert w.player.frame_index == at + 1
+    w.player.step(-2)
+    assert w.player.frame_index == at - 1
     w.position.setValue(10)
-    assert w.frame_index == 10
+    assert w.player.frame_index == 10
     with qtbot.waitSignal(w.frameShown, timeout=5000, check_params_cb=lambda i: i >= 13):
-        w.play()
-    assert w.playing
-    w.toggle_play()
-    assert not w.playing
-    w.seek(CLIP_FRAMES - 2)
-    w.play()
-    qtbot.waitUntil(lambda: not w.playing, timeout=5000)  # stops at the end
-    assert w.frame_index == CLIP_FRAMES - 1
+        w.player.play()
+    assert w.player.playing
+    w.player.toggle_play()
+    assert not w.player.playing
+    w.player.seek(CLIP_FRAMES - 2)
+    w.player.play()
+    qtbot.waitUntil(lambda: not w.player.playing, timeout=5000)  # stops at the end
+    assert w.player.frame_index == CLIP_FRAMES - 1
     # Boxes of the people are drawn (the clip is indexed) and they are inside the frame.
-    w.seek(20)
+    w.player.seek(20)
     assert w.view.overlays
     for o in w.view.overlays:
         assert 0 <= o.box[0] < o.box[2] <= 768 and 0 <= o.box[1] < o.box[3] <= 576

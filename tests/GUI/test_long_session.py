@@ -28,7 +28,7 @@ def test_many_searches_and_seeks_keep_memory_flat(make_window, indexed_db, index
     assert w.open_video(indexed_session.clip)
     draw_query(w, qtbot, frame=20)
     rng = random.Random(11)
-    frames = w.source.frame_count
+    frames = w.player.source.frame_count
 
     def work(searches: int, seeks: int) -> int:
         shown = 0
@@ -39,11 +39,11 @@ def test_many_searches_and_seeks_keep_memory_flat(make_window, indexed_db, index
                 if k % 5 == 0 and result.hits:
                     hit = rng.choice(result.hits)
                     w.show_hit(hit)  # seek to a hit: frame + boxes + highlight
-                    assert w.frame_index == hit.best_frame
+                    assert w.player.frame_index == hit.best_frame
                 else:
                     target = rng.randrange(frames)
-                    w.seek(target)
-                    assert w.frame_index == target
+                    w.player.seek(target)
+                    assert w.player.frame_index == target
                 shown += 1
             if n % 4 == 0:
                 w.results.set_threshold(rng.uniform(0.5, 0.9))
@@ -64,4 +64,4 @@ def test_many_searches_and_seeks_keep_memory_flat(make_window, indexed_db, index
           f"(growth {growth:+.1f} MB)")
     assert growth < 50
     assert not [m for m in w.messages if m[0] == "error"], w.messages
-    assert w.library.query_item(w.result.query_id) is not None
+    assert w.library.query_item(w.model.result.query_id) is not None

@@ -9,7 +9,7 @@ from PySide6.QtCore import QByteArray, QSettings
 from GUI.settings import SCHEMA_VERSION, AppSettings, SettingsStore
 
 
-def _store(path: Path) -> SettingsStore:
+def _settings_store(path: Path) -> SettingsStore:
     return SettingsStore(QSettings(str(path), QSettings.Format.IniFormat))
 
 
@@ -42,27 +42,27 @@ def test_store_round_trip(tmp_path):
     s = AppSettings(detector="/m/det.onnx", reid=None, device="gpu", stride=4, threshold=0.62,
                     db_path=str(tmp_path / "lib.sqlite"), last_dir=str(tmp_path),
                     recent_videos=("/v/a.mp4", "/v/b.avi"))
-    _store(path).save(s)
+    _settings_store(path).save(s)
     assert path.is_file()
-    loaded = _store(path).load()
+    loaded = _settings_store(path).load()
     assert loaded == s
     # One recent video and no threshold survive the INI round trip too.
     single = AppSettings(recent_videos=("/v/only.mp4",))
-    _store(path).save(single)
-    assert _store(path).load() == single
+    _settings_store(path).save(single)
+    assert _settings_store(path).load() == single
 
 
 def test_store_tolerates_garbage(tmp_path):
     path = tmp_path / "settings.ini"
     path.write_text("[app]\nstride=banana\nthreshold=high\ndevice=42\nschema_version=x\n", encoding="utf-8")
-    loaded = _store(path).load()
+    loaded = _settings_store(path).load()
     assert loaded.stride == 2 and loaded.threshold is None and loaded.device == "auto"
 
 
 def test_geometry_round_trip(tmp_path):
-    store = _store(tmp_path / "s.ini")
-    assert store.geometry() is None
-    store.save_geometry(QByteArray(b"\x01\x02geometry"), QByteArray(b"state"))
-    again = _store(tmp_path / "s.ini")
+    settings_store = _settings_store(tmp_path / "s.ini")
+    assert settings_store.geometry() is None
+    settings_store.save_geometry(QByteArray(b"\x01\x02geometry"), QByteArray(b"state"))
+    again = _settings_store(tmp_path / "s.ini")
     assert bytes(again.geometry()) == b"\x01\x02geometry"
     assert bytes(again.window_state()) == b"state"

@@ -1,9 +1,6 @@
-"""The custom widgets on their own: video view picking and painting, timeline, query panel, export."""
+"""The custom widgets on their own: video view picking and painting, timeline, query panel."""
 
 from __future__ import annotations
-
-import csv
-import json
 
 import cv2
 import numpy as np
@@ -12,11 +9,9 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, QRect, Qt, QUrl
 from PySide6.QtGui import QColor, QDropEvent
 from PySide6.QtTest import QTest
 
-from core.cli import hit_json
 from core.types import Hit, Segment
-from GUI import export
 from GUI.query_panel import QueryPanel
-from GUI.timeline import Timeline, format_time, pack_rows
+from GUI.timeline import Timeline, pack_rows
 from GUI.video_view import HIGHLIGHT, OverlayBox, VideoView
 from GUI.workers import bgr_to_qimage, crop_box
 
@@ -138,12 +133,6 @@ def test_timeline_click_segment_and_empty_space(qtbot):
     assert tl.hit_at(QPointF(tl.x_of(190), rects[0].center().y())) is None
 
 
-def test_format_time():
-    assert format_time(0) == "0:00.0"
-    assert format_time(79.5) == "1:19.5"
-    assert format_time(3725, precise=False) == "1:02:05"
-
-
 def test_query_panel_adds_real_photos_and_reports_bad_ones(qtbot, tmp_path, frame_bgr):
     panel = QueryPanel()
     qtbot.addWidget(panel)
@@ -178,17 +167,3 @@ def test_query_panel_adds_real_photos_and_reports_bad_ones(qtbot, tmp_path, fram
     assert panel.photos() == []
 
 
-def test_export_json_and_csv(tmp_path):
-    hits = [_hit(3, 0.876543, [(10, 40), (120, 150)], 130), _hit(9, 0.5, [(30, 60)], 45)]
-    out = export.write_hits(hits, tmp_path / "hits.json")
-    data = json.loads(out.read_text(encoding="utf-8"))
-    assert data == [hit_json(h) for h in hits]  # the CLI's --json format
-    assert data[0]["track_id"] == 3 and data[0]["best_frame"] == 130
-    assert data[0]["segments"][1] == {"start_s": 12.0, "end_s": 15.0, "start_frame": 120, "end_frame": 150}
-    assert data[0]["best_box"] == [100.0, 50.0, 160.0, 250.0]
-    out = export.write_hits(hits, tmp_path / "hits.csv")
-    rows = list(csv.DictReader(out.open(encoding="utf-8")))
-    assert len(rows) == 3  # one row per segment
-    assert rows[1]["track_id"] == "3" and rows[1]["start_frame"] == "120" and rows[2]["track_id"] == "9"
-    with pytest.raises(ValueError, match="json or .csv"):
-        export.write_hits(hits, tmp_path / "hits.txt")

@@ -1,50 +1,23 @@
 """Expensive real-data fixtures shared by the core tests (each built once per test session).
 
-* ``vtest_library``: the whole of ``vtest.avi`` (795 frames) indexed at stride 2 with the float32
-  detector (the settings these tests' expectations were measured with; the int8 default has its
-  own tests) into a fresh library with the shared YOLO detector and OSNet ReID model (2-3 minutes
-  on 2 CPU cores, once).
-  ``REID_TEST_VTEST_LIBRARY=lib.sqlite`` starts from a copy of that library instead (indexing is
-  then a no-op when it already holds vtest.avi with the same models and settings).
+* ``vtest_library`` (in ``tests/conftest.py``, shared with the training tests): the whole of
+  ``vtest.avi`` indexed once per session.
 * ``person_detector`` / ``reid_embedder``: the shared models, loaded once.
 * ``short_clip``: the first 60 frames (6 s) of ``vtest.avi`` as an mp4v file, for quick indexing.
+* ``man_crop``: the man in the red-and-navy puffer jacket cut from frame 52 of ``vtest.avi``
+  (see tests/core/test_end_to_end.py for what was seen), a query photo.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from tests.realdata import cut_clip
+from tests.realdata import box_iou, cut_clip
 
 SHORT_CLIP_FRAMES = 60
-
-
-@dataclass(frozen=True)
-class VtestLibrary:
-    """``vtest.avi`` indexed once per session.
-
-    Attributes:
-        db_path: The library file.
-        engine: An open engine on it (shared: do not close it).
-        video: Path of vtest.avi.
-        video_id: Its id in the library.
-        run_id: The finished indexing run.
-        detector_path: Detector model file.
-        reid_path: ReID model file.
-    """
-
-    db_path: Path
-    engine: object
-    video: Path
-    video_id: int
-    run_id: int
-    detector_path: Path
-    reid_path: Path
 
 
 @pytest.fixture(scope="session")
@@ -66,27 +39,26 @@ def reid_embedder(reid_model_path):
 
 
 @pytest.fixture(scope="session")
-def vtest_library(tmp_path_factory, vtest_path, detector_model_path, reid_model_path) -> VtestLibrary:
-    """Index the whole of vtest.avi at stride 2 once (the library is shared; tests may add queries)."""
-    from core.engine import Engine
-
-    db = tmp_path_factory.mktemp("vtest_library") / "library.sqlite"
-    reuse = os.environ.get("REID_TEST_VTEST_LIBRARY")
-    if reuse:  # developer shortcut: start from a copy of a library that already holds vtest.avi
-        shutil.copyfile(reuse, db)
-    engine = Engine(db, detector=detector_model_path, reid=reid_model_path, device="cpu", stride=2,
-                    precision="fp32")
-    items = list(engine.index(vtest_path))
-    assert items and items[-1].done, "indexing vtest.avi did not finish"
-    video = engine.store.video_by_path(vtest_path)
-    run = engine.store.latest_run(video.id)
-    yield VtestLibrary(db_path=db, engine=engine, video=Path(vtest_path), video_id=video.id, run_id=run.id,
-                       detector_path=Path(detector_model_path), reid_path=Path(reid_model_path))
-    engine.close()
-
-
-@pytest.fixture(scope="session")
 def short_clip(tmp_path_factory, vtest_path) -> Path:
     """The first 60 frames (6 s at 10 fps) of vtest.avi written as mp4v."""
     return cut_clip(vtest_path, tmp_path_factory.mktemp("short_clip") / "vtest_6s.mp4", 0, SHORT_CLIP_FRAMES)
 
+
+
+MAN_FRAME = 52
+MAN_BOX_SEEN = (494, 209, 540, 301)   # the man at frame 52, by eye
+
+
+@pytest.fixture(scope="session")
+def man_crop(vtest_path, person_detector) -> np.ndarray:
+    """The man's crop at frame 52: the detector's box that matches what was seen, with a small margin."""
+    from core.video import open_source
+
+    with open_source(vtest_path) as src:
+        frame = src.read(MAN_FRAME).image
+    boxes = person_detector.detect([frame])[0].boxes
+    iou = box_iou(boxes, np.array([MAN_BOX_SEEN], np.float32))[:, 0]
+    best = boxes[int(np.argmax(iou))]
+    assert iou.max() > 0.7
+    x1, y1, x2, y2 = (int(round(v)) for v in best)
+    return np.ascontiguousarray(frame[max(y1 - 4, 0):y2 + 4, max(x1 - 4, 0):x2 + 4])

@@ -22,7 +22,7 @@ from core.text import format_time
 from core.video import expand_sources, open_source
 
 REPO = Path(__file__).resolve().parents[2]
-HIT_KEYS = {"video", "track_id", "score", "segments", "best_frame", "best_time_s", "best_box"}
+HIT_KEYS = {"video", "track_id", "score", "segments", "best_frame", "best_time_s", "best_box", "track_ids"}
 
 
 def run_cli(*args, env_extra=None, timeout=300) -> subprocess.CompletedProcess:
@@ -153,6 +153,47 @@ def test_list_and_show(library, man_photo, models_env):
     assert f"query {query_id}" in shown.stderr
 
 
+def test_refine_like_link_and_the_empty_result(library, man_photo, models_env, shared_data):
+    db, clip, _ = library
+    proc = run_cli("search", "--query", man_photo, "--db", db, "--json", "-", "--threshold", 0.0,
+                   env_extra=models_env)
+    assert proc.returncode == 0, proc.stderr
+    query_id = int(proc.stderr.split()[1].rstrip(":"))
+    hits = json.loads(proc.stdout)
+    man, other = hits[0], hits[1]
+    assert man["track_id"] in man["track_ids"]
+    # reject one hit, confirm the man (by VIDEO:TRACK): re-ranked, stored, shown again by `show`
+    proc = run_cli("refine", query_id, "--reject", other["track_ids"][0], "--confirm",
+                   f"{clip}:{man['track_id']}", "--db", db, "--json", "-", "--threshold", 0.0,
+                   env_extra=models_env)
+    assert proc.returncode == 0, proc.stderr
+    refined = json.loads(proc.stdout)
+    assert refined[0]["track_ids"] == man["track_ids"]
+    assert other["track_ids"] not in [h["track_ids"] for h in refined]
+    assert "1 confirmed hit and 1 rejected hit" in proc.stderr and "(1 rejected hit left out)" in proc.stderr
+    shown = run_cli("show", query_id, "--db", db, "--threshold", 0.0)
+    row = next(line for line in shown.stdout.splitlines() if line.startswith("1 "))
+    assert row.split()[2] == "yes"                                          # the mark column
+    assert_one_line_error(run_cli("refine", query_id, "--confirm", 9999, "--db", db, env_extra=models_env),
+                          f"query {query_id} has no hit with track 9999")
+    # find similar from the man's hit
+    proc = run_cli("search", "--like", f"{clip}:{man['track_id']}", "--db", db, "--json", "-",
+                   env_extra=models_env)
+    assert proc.returncode == 0, proc.stderr
+    like = json.loads(proc.stdout)
+    assert like[0]["track_ids"] == man["track_ids"] and "similar to walk.mp4 track" in proc.stderr
+    # linking: done when the clip was indexed; --force does it again
+    assert "linked already" in run_cli("link", "--db", db).stdout
+    proc = run_cli("link", "--db", db, "--force")
+    assert proc.returncode == 0 and "walk.mp4: " in proc.stdout and " people in " in proc.stdout
+    # nobody reaches the threshold: the sentence names the best score and what to do
+    stranger = shared_data / "reid_images/market1501_songwsx/query/0001_c1s1_001051_00.jpg"
+    proc = run_cli("search", "--query", stranger, "--db", db, env_extra=models_env)
+    assert proc.returncode == 0, proc.stderr
+    assert "Nobody reaches similarity" in proc.stdout and "the best candidate scores 0." in proc.stdout
+    assert "Lower the threshold to" in proc.stdout
+
+
 @pytest.mark.parametrize("case", ["not_a_video", "empty", "truncated_mp4", "missing"])
 def test_bad_videos_give_one_line_and_leave_the_library_intact(case, library, models_env, tmp_path,
                                                                short_clip):
@@ -266,6 +307,7 @@ def test_expand_sources_tells_folders_apart(tmp_path):
 
 def test_format_time():
     assert format_time(0) == "0:00.0"
+    assert format_time(79.5) == "1:19.5"
     assert format_time(83.44) == "1:23.4"
     assert format_time(3725) == "1:02:05.0"
     assert format_time(3725, precise=False) == "1:02:05"

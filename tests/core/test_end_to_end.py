@@ -15,37 +15,15 @@ Market-1501 identity 0001 never appears in vtest.avi.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from core.search import DEFAULT_THRESHOLD
-from core.video import open_source
 
-QUERY_FRAME = 52
-QUERY_BOX_SEEN = np.array([494, 209, 540, 301], np.float32)   # the man at frame 52, by eye
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+QUERY_FRAME = 52   # the man's crop (tests/core/conftest.py: man_crop) is cut from this frame
 
 
 def overlaps(segment, lo: float, hi: float) -> bool:
     return segment.start_s <= hi and segment.end_s >= lo
-
-
-@pytest.fixture(scope="module")
-def man_crop(vtest_path, person_detector) -> np.ndarray:
-    """The man's crop at frame 52: the detector's box that matches what was seen, with a small margin."""
-    with open_source(vtest_path) as src:
-        frame = src.read(QUERY_FRAME).image
-    boxes = person_detector.detect([frame])[0].boxes
-    best = max(boxes, key=lambda b: iou(b, QUERY_BOX_SEEN))
-    assert iou(best, QUERY_BOX_SEEN) > 0.7
-    x1, y1, x2, y2 = (int(round(v)) for v in best)
-    return np.ascontiguousarray(frame[max(y1 - 4, 0):y2 + 4, max(x1 - 4, 0):x2 + 4])
 
 
 def test_finds_the_man_when_he_comes_back(vtest_library, man_crop):

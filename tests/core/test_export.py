@@ -14,7 +14,7 @@ from core.types import Hit, Segment
 VIDEO = "/videos/walk.mp4"
 HITS = (
     Hit(1, "/videos/walk.mp4", 3, 0.87654321, (Segment(1.0, 4.0, 10, 40), Segment(12.0, 15.0, 120, 150)), 130,
-        13.0, (100.0, 50.5, 160.25, 250.0)),
+        13.0, (100.0, 50.5, 160.25, 250.0), track_ids=(3, 8)),
     Hit(1, "/videos/walk.mp4", 9, 0.5, (Segment(3.0, 6.0, 30, 60),), 45, 4.5, (1.0, 2.0, 3.0, 4.0)),
 )
 
@@ -22,10 +22,10 @@ EXPECTED_JSON = [
     {"video": "/videos/walk.mp4", "track_id": 3, "score": 0.876543,
      "segments": [{"start_s": 1.0, "end_s": 4.0, "start_frame": 10, "end_frame": 40},
                   {"start_s": 12.0, "end_s": 15.0, "start_frame": 120, "end_frame": 150}],
-     "best_frame": 130, "best_time_s": 13.0, "best_box": [100.0, 50.5, 160.25, 250.0]},
+     "best_frame": 130, "best_time_s": 13.0, "best_box": [100.0, 50.5, 160.25, 250.0], "track_ids": [3, 8]},
     {"video": "/videos/walk.mp4", "track_id": 9, "score": 0.5,
      "segments": [{"start_s": 3.0, "end_s": 6.0, "start_frame": 30, "end_frame": 60}],
-     "best_frame": 45, "best_time_s": 4.5, "best_box": [1.0, 2.0, 3.0, 4.0]},
+     "best_frame": 45, "best_time_s": 4.5, "best_box": [1.0, 2.0, 3.0, 4.0], "track_ids": [9]},
 ]
 
 
@@ -47,10 +47,10 @@ def test_csv_has_one_row_per_segment(tmp_path):
     assert tuple(rows[0]) == CSV_COLUMNS
     assert rows[1:] == [
         [VIDEO, "3", "0.8765", "1", "1.0", "4.0", "10", "40", "130", "13.0", "100.0", "50.5", "160.25",
-         "250.0"],
+         "250.0", "3 8"],
         [VIDEO, "3", "0.8765", "2", "12.0", "15.0", "120", "150", "130", "13.0", "100.0", "50.5", "160.25",
-         "250.0"],
-        [VIDEO, "9", "0.5000", "1", "3.0", "6.0", "30", "60", "45", "4.5", "1.0", "2.0", "3.0", "4.0"],
+         "250.0", "3 8"],
+        [VIDEO, "9", "0.5000", "1", "3.0", "6.0", "30", "60", "45", "4.5", "1.0", "2.0", "3.0", "4.0", "9"],
     ]
 
 

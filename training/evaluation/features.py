@@ -17,7 +17,8 @@ from training.evaluation.rerank import re_ranking
 
 @torch.no_grad()
 def extract_features(model: nn.Module, items: Sequence[Item], transform: Callable, *, device: str = "cpu",
-                     batch_size: int = 128, workers: int = 2, desc: str = "features") -> np.ndarray:
+                     batch_size: int = 128, workers: int = 2, desc: str = "features",
+                     progress: bool = True) -> np.ndarray:
     """Embed images with ``model`` in eval mode.
 
     Returns:
@@ -27,7 +28,7 @@ def extract_features(model: nn.Module, items: Sequence[Item], transform: Callabl
     model.eval()
     out = []
     loader = build_test_loader(items, transform, batch_size=batch_size, workers=workers)
-    for imgs, *_ in tqdm(loader, desc=desc, leave=False, disable=len(loader) < 3):
+    for imgs, *_ in tqdm(loader, desc=desc, leave=False, disable=not progress or len(loader) < 3):
         out.append(model(imgs.to(device)).float().cpu().numpy())
     model.train(was_training)
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
