@@ -24,6 +24,7 @@ class ProgressDisplay:
         self.label = label
         self.bar = bar
         self.cancel_button = cancel_button
+        self._videos: dict[str, IndexProgress] = {}  # the last item of each video of this job
 
     def set_visible(self, visible: bool) -> None:
         """Show (work started) or hide (nothing left to stop) the progress widgets."""
@@ -37,6 +38,7 @@ class ProgressDisplay:
     def start(self, text: str = "") -> None:
         """Work started: show the widgets with a busy bar (and ``text``, if given)."""
         self.set_visible(True)
+        self._videos = {}
         self.bar.setRange(0, 0)
         if text:
             self.label.setText(text)
@@ -53,11 +55,21 @@ class ProgressDisplay:
             if item.skipped:
                 self.label.setText(f"{name}: already indexed")
                 return
-            total = max(item.frames_total, item.frames_done, 1)
-            self.bar.setRange(0, total)
-            self.bar.setValue(item.frames_done)
-            self.bar.setFormat(f"{item.frames_done}/{item.frames_total or '?'} frames")
-            eta = f"ETA {format_time(item.eta_s, precise=False)}" if item.eta_s is not None else "ETA --"
+            self._videos[item.video_path] = item
+            # several videos indexed at once (worker processes): the bar counts the frames of all
+            running = [p for p in self._videos.values() if not p.done]
+            done = sum(p.frames_done for p in self._videos.values())
+            claimed = sum(p.frames_total for p in self._videos.values())
+            self.bar.setRange(0, max(claimed, done, 1))
+            self.bar.setValue(done)
+            self.bar.setFormat(f"{done}/{claimed or '?'} frames")
+            etas = [p.eta_s for p in running if p.eta_s is not None]
+            eta_s = max(etas) if etas else (0.0 if not running else None)
+            eta = f"ETA {format_time(eta_s, precise=False)}" if eta_s is not None else "ETA --"
+            if len(running) > 1:
+                fps = sum(p.fps for p in running)
+                self.label.setText(f"Indexing {len(running)} videos at once: {fps:.1f} fps, {eta}")
+                return
             tracks = f", {item.tracks} people tracked" if item.tracks else ""
             self.label.setText(f"Indexing {name}: {item.fps:.1f} fps, {eta}{tracks}")
         elif isinstance(item, Status):

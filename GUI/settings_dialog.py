@@ -1,4 +1,4 @@
-"""The Settings dialog: models, device, stride, threshold, database location."""
+"""The Settings dialog: models, device, precision, sampling, motion gate, threshold, database location."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -25,9 +26,14 @@ from core import paths
 from core.errors import ModelError
 from core.models.manifest import FETCH_HINT, load_manifest
 from core.search import DEFAULT_THRESHOLD
-from GUI.settings import AppSettings
+from GUI.settings import RATE_RANGE, AppSettings
 
 DEVICE_LABELS = {"auto": "Automatic (GPU if available)", "gpu": "GPU (CUDA)", "cpu": "CPU"}
+PRECISION_LABELS = {"auto": "Automatic (int8 on the CPU, float16 on a GPU)",
+                    "int8": "int8 (about 2x faster on most CPUs)",
+                    "fp16": "float16 (GPU)",
+                    "fp32": "float32 (the model as trained; for CPUs where int8 is not faster)"}
+SAMPLING_LABELS = {"rate": "By time: frames per second of video", "stride": "Every n-th frame"}
 OTHER = "__other__"
 
 
@@ -111,11 +117,38 @@ class SettingsDialog(QDialog):
         self.providers.setWordWrap(True)
         if notes:
             self.providers.setText(self.providers.text() + "\n" + "\n".join(notes))
+        self.precision = QComboBox()
+        for key, label in PRECISION_LABELS.items():
+            self.precision.addItem(label, key)
+        self.precision.setCurrentIndex(list(PRECISION_LABELS).index(settings.precision))
+        self.precision.setToolTip("The detector's arithmetic. int8 is a version of the detector made at "
+                                  "install time; on old CPUs without VNNI it can be slower than float32 "
+                                  "(scripts/benchmark.py shows both).")
+        self.sampling = QComboBox()
+        for key, label in SAMPLING_LABELS.items():
+            self.sampling.addItem(label, key)
+        self.sampling.setCurrentIndex(list(SAMPLING_LABELS).index(settings.sampling))
+        self.rate = QDoubleSpinBox()
+        self.rate.setRange(*RATE_RANGE)
+        self.rate.setSingleStep(0.5)
+        self.rate.setDecimals(1)
+        self.rate.setValue(settings.rate)
+        self.rate.setToolTip("Frames looked at per second of video, whatever its frame rate (5: every "
+                             "2nd frame at 10 fps, every 5th at 25 fps). Fewer splits people into more "
+                             "tracks.")
         self.stride = QSpinBox()
         self.stride.setRange(1, 30)
         self.stride.setValue(settings.stride)
         self.stride.setToolTip("Index every n-th frame: 1 is the most thorough, 2-3 is faster and "
                                "usually enough for walking people.")
+        self.sampling.currentIndexChanged.connect(self._sampling_changed)
+        self._sampling_changed()
+        sampling_row = QHBoxLayout()
+        sampling_row.addWidget(self.sampling, 1)
+        sampling_row.addWidget(self.rate)
+        sampling_row.addWidget(self.stride)
+        self.motion_gate = QCheckBox("Skip frames where nothing moves (while no one is being followed)")
+        self.motion_gate.setChecked(settings.motion_gate)
         self.threshold = QDoubleSpinBox()
         self.threshold.setRange(0.0, 1.0)
         self.threshold.setSingleStep(0.01)
@@ -135,11 +168,13 @@ class SettingsDialog(QDialog):
         form.addRow("ReID model:", self.reid)
         form.addRow("Device:", self.device)
         form.addRow("", self.providers)
-        form.addRow("Frame stride:", self.stride)
+        form.addRow("Detector precision:", self.precision)
+        form.addRow("Frames indexed:", sampling_row)
+        form.addRow("", self.motion_gate)
         form.addRow("Score threshold:", self.threshold)
         form.addRow("Library database:", db_row)
-        note = QLabel("Changing the models or the stride means videos are indexed again the next time "
-                      "they are searched.")
+        note = QLabel("Changing the models, the precision or which frames are indexed means videos are "
+                      "indexed again the next time they are searched.")
         note.setObjectName("hint")
         note.setWordWrap(True)
         std = QDialogButtonBox.StandardButton
@@ -150,6 +185,11 @@ class SettingsDialog(QDialog):
         layout.addLayout(form)
         layout.addWidget(note)
         layout.addWidget(buttons)
+
+    def _sampling_changed(self) -> None:
+        by_time = self.sampling.currentData() == "rate"
+        self.rate.setVisible(by_time)
+        self.stride.setVisible(not by_time)
 
     def _browse_db(self) -> None:
         start = self.db.text() or str(paths.default_db_path())
@@ -169,7 +209,11 @@ class SettingsDialog(QDialog):
             detector=self.detector.path(),
             reid=self.reid.path(),
             device=self.device.currentData(),
+            precision=self.precision.currentData(),
+            sampling=self.sampling.currentData(),
+            rate=round(self.rate.value(), 1),
             stride=self.stride.value(),
+            motion_gate=self.motion_gate.isChecked(),
             threshold=threshold,
             db_path=self.db.text().strip() or None,
         )
