@@ -79,7 +79,8 @@ fi
 step "Installing the project with $ORT"
 "$PY" -m pip install -q -c constraints.txt -e ".[export,train,dev]" "$ORT"
 
-# 5. Models.
+# 5. Models. fetch also makes the int8 version of each detector (ONNX Runtime's static quantization,
+#    calibrated on assets/sample_clip.mp4): about 40 s of CPU time per detector.
 if [ "$MODELS" = 1 ]; then
     if [ -n "$OFFLINE" ]; then
         step "Taking the models from $OFFLINE"

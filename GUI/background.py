@@ -67,9 +67,7 @@ def engine_factory(settings: AppSettings, db: Path) -> Callable[[], Engine]:
         from core.engine import Engine
 
         db.parent.mkdir(parents=True, exist_ok=True)
-        device = {"gpu": "cuda"}.get(settings.device, settings.device)
-        return Engine(db, detector=settings.detector, reid=settings.reid, device=device,
-                      stride=settings.stride)
+        return Engine(db, detector=settings.detector, reid=settings.reid, **settings.engine_kwargs())
 
     return build
 

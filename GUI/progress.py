@@ -37,6 +37,7 @@ class ProgressDisplay:
         self.cancel_button = cancel_button
         self.eta = EtaEstimator()
         self._started = time.monotonic()
+        self._videos: dict[str, IndexProgress] = {}  # the last item of each video of this job
 
     def set_visible(self, visible: bool) -> None:
         """Show (work started) or hide (nothing left to stop) the progress widgets."""
@@ -55,6 +56,7 @@ class ProgressDisplay:
             tail_s: Seconds of work known to follow the last frame (counted in the ETA).
         """
         self.set_visible(True)
+        self._videos = {}
         self.bar.setRange(0, 0)
         self.eta.reset()
         self.eta.tail_s = tail_s
@@ -90,10 +92,19 @@ class ProgressDisplay:
             if item.skipped:
                 self.label.setText(f"{name}: already indexed")
                 return
+            self._videos[item.video_path] = item
+            # Several videos indexed at once (worker processes): the bar counts the frames of all.
+            running = [p for p in self._videos.values() if not p.done]
+            done = sum(p.frames_done for p in self._videos.values())
+            claimed = sum(p.frames_total for p in self._videos.values())
+            if len(running) > 1:
+                fps = sum(p.fps for p in running)
+                self.show_count(f"Indexing {len(running)} videos at once: {fps:.1f} fps", done, claimed)
+                return
             rate = self.eta.rate
             speed = f"{rate if rate is not None else item.fps:.1f} fps"
             tracks = f", {plural(item.tracks, 'track')} so far" if item.tracks else ""
-            self.show_count(f"Indexing {name}: {speed}{tracks}", item.frames_done, item.frames_total)
+            self.show_count(f"Indexing {name}: {speed}{tracks}", done, claimed)
         elif isinstance(item, Status):
             self.label.setText(item.text)
             if item.text.startswith("Searching"):

@@ -21,17 +21,34 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings
 
+from core.index_settings import DEFAULT_RATE
+from core.models.derived import PRECISIONS
+
 ORGANISATION = "ReidVideoSearch"
 """QSettings organisation name."""
 
 APPLICATION = "ReID Video Search"
 """QSettings application name (also the window title)."""
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Version of the stored settings layout; bump it and extend :func:`migrate` on a change."""
 
 DEVICES = ("auto", "gpu", "cpu")
 """Device choices offered to the user (``Engine(device=...)``)."""
+
+SAMPLINGS = ("rate", "stride")
+"""How frames are picked for indexing: ``rate`` per second of video, or every ``stride``-th frame."""
+
+RATE_RANGE = (0.5, 30.0)
+"""Detection rates offered, in processed frames per second of video."""
+
+
+def _flag(value: Any, default: bool) -> bool:
+    """A bool from a stored value (INI files give back ``"true"``/``"false"`` strings)."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        return default if text not in ("true", "false", "1", "0") else text in ("true", "1")
+    return bool(value) if value is not None else default
 
 
 @dataclass(frozen=True)
@@ -43,7 +60,13 @@ class AppSettings:
         detector: Detector ONNX file, or ``None`` for the manifest default.
         reid: ReID ONNX file, or ``None`` for the manifest default.
         device: ``"auto"``, ``"gpu"`` or ``"cpu"``.
-        stride: Process every ``stride``-th frame when indexing (>= 1).
+        precision: The detector's precision (``core.models.derived.PRECISIONS``; ``"auto"``: int8 on
+            the CPU, float16 on a GPU).
+        sampling: ``"rate"`` (``rate`` processed frames per second of video, the default) or
+            ``"stride"`` (every ``stride``-th frame).
+        rate: Processed frames per second of video when sampling by time.
+        stride: Process every ``stride``-th frame when sampling by frames (>= 1).
+        motion_gate: Skip the detector where nothing moves and no one is being followed.
         threshold: Score threshold of the results list, or ``None`` for the engine default.
         db_path: Library database file, or ``None`` for ``core.paths.default_db_path()``.
         last_dir: Folder of the last file dialog.
@@ -55,6 +78,10 @@ class AppSettings:
     reid: str | None = None
     device: str = "auto"
     stride: int = 2
+    precision: str = "auto"
+    sampling: str = "rate"
+    rate: float = DEFAULT_RATE
+    motion_gate: bool = True
     threshold: float | None = None
     db_path: str | None = None
     last_dir: str = ""
@@ -68,6 +95,17 @@ class AppSettings:
         except (TypeError, ValueError):
             stride = 2
         object.__setattr__(self, "stride", max(1, min(stride, 30)))
+        precision = str(self.precision).lower()
+        object.__setattr__(self, "precision", precision if precision in PRECISIONS else "auto")
+        sampling = str(self.sampling).lower()
+        object.__setattr__(self, "sampling", sampling if sampling in SAMPLINGS else "rate")
+        try:
+            rate = float(self.rate)
+        except (TypeError, ValueError):
+            rate = DEFAULT_RATE
+        rate = rate if rate == rate else DEFAULT_RATE  # NaN
+        object.__setattr__(self, "rate", max(RATE_RANGE[0], min(rate, RATE_RANGE[1])))
+        object.__setattr__(self, "motion_gate", _flag(self.motion_gate, True))
         if self.threshold is not None:
             try:
                 object.__setattr__(self, "threshold", min(1.0, max(0.0, float(self.threshold))))
@@ -78,9 +116,17 @@ class AppSettings:
             object.__setattr__(self, name, str(value) if value else None)
         object.__setattr__(self, "recent_videos", tuple(str(v) for v in self.recent_videos if v)[:10])
 
-    def engine_key(self) -> tuple[str | int | None, ...]:
+    def engine_key(self) -> tuple[str | int | float | bool | None, ...]:
         """The settings an engine is built from; a change means a new engine."""
-        return (self.detector, self.reid, self.device, self.stride, self.db_path)
+        return (self.detector, self.reid, self.device, self.precision, self.sampling, self.rate,
+                self.stride, self.motion_gate, self.db_path)
+
+    def engine_kwargs(self) -> dict[str, Any]:
+        """``core.engine.Engine`` keyword arguments: device, precision, sampling, motion gate."""
+        by_time = self.sampling == "rate"
+        return {"device": {"gpu": "cuda"}.get(self.device, self.device), "precision": self.precision,
+                "stride": None if by_time else self.stride, "rate": self.rate if by_time else None,
+                "motion_gate": self.motion_gate}
 
     def with_recent(self, video: str) -> AppSettings:
         """Return a copy with ``video`` first in the recent list."""
@@ -110,7 +156,9 @@ class AppSettings:
 def migrate(data: dict[str, Any]) -> dict[str, Any]:
     """Upgrade a stored settings dict to :data:`SCHEMA_VERSION`.
 
-    Version 0 (no version key) is the same layout as version 1.
+    Version 0 (no version key) is the same layout as version 1. Version 2 adds precision,
+    sampling, rate and the motion gate: settings of version 1 whose stride is not the old
+    default 2 keep sampling by that stride (the user chose it); the others sample by time.
     """
     try:
         version = int(data.get("schema_version", 0) or 0)
@@ -119,6 +167,12 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
     if version > SCHEMA_VERSION:
         # Written by a newer app: keep what we understand.
         return data
+    if version < 2 and "sampling" not in data:
+        try:
+            chose = int(data.get("stride", 2)) != 2
+        except (TypeError, ValueError):
+            chose = False
+        data["sampling"] = "stride" if chose else "rate"
     data["schema_version"] = SCHEMA_VERSION
     return data
 

@@ -1,8 +1,8 @@
-"""The Settings dialog: models, device, stride, threshold, database location.
+"""The Settings dialog: models, device, precision, sampling, motion gate, threshold, database location.
 
 It names what is really in use (the default model by name, the database given with
-``--db``) and, before OK is pressed, says what a change of the models or the stride does to
-the videos already indexed.
+``--db``) and, before OK is pressed, says what a change of the models or of the frames
+indexed does to the videos already indexed.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDoubleSpinBox,
@@ -30,12 +31,17 @@ from core.errors import ModelError
 from core.models.manifest import FETCH_HINT, default_model, load_manifest
 from core.search import DEFAULT_THRESHOLD
 from GUI.dialogs import lay_out_dialog
-from GUI.settings import AppSettings
+from GUI.settings import RATE_RANGE, AppSettings
 
 if TYPE_CHECKING:
     from core.engine import Engine
 
 DEVICE_LABELS = {"auto": "Automatic (GPU if available)", "gpu": "GPU (CUDA)", "cpu": "CPU"}
+PRECISION_LABELS = {"auto": "Automatic (int8 on the CPU, float16 on a GPU)",
+                    "int8": "int8 (about 2x faster on most CPUs)",
+                    "fp16": "float16 (GPU)",
+                    "fp32": "float32 (the model as trained; for CPUs where int8 is not faster)"}
+SAMPLING_LABELS = {"rate": "By time: frames per second of video", "stride": "Every n-th frame"}
 OTHER = "__other__"
 
 
@@ -130,11 +136,38 @@ class SettingsDialog(QDialog):
         self.providers.setWordWrap(True)
         if notes:
             self.providers.setText(self.providers.text() + "\n" + "\n".join(notes))
+        self.precision = QComboBox()
+        for key, label in PRECISION_LABELS.items():
+            self.precision.addItem(label, key)
+        self.precision.setCurrentIndex(list(PRECISION_LABELS).index(settings.precision))
+        self.precision.setToolTip("The detector's arithmetic. int8 is a version of the detector made at "
+                                  "install time; on old CPUs without VNNI it can be slower than float32 "
+                                  "(scripts/benchmark.py shows both).")
+        self.sampling = QComboBox()
+        for key, label in SAMPLING_LABELS.items():
+            self.sampling.addItem(label, key)
+        self.sampling.setCurrentIndex(list(SAMPLING_LABELS).index(settings.sampling))
+        self.rate = QDoubleSpinBox()
+        self.rate.setRange(*RATE_RANGE)
+        self.rate.setSingleStep(0.5)
+        self.rate.setDecimals(1)
+        self.rate.setValue(settings.rate)
+        self.rate.setToolTip("Frames looked at per second of video, whatever its frame rate (5: every "
+                             "2nd frame at 10 fps, every 5th at 25 fps). Fewer splits people into more "
+                             "tracks.")
         self.stride = QSpinBox()
         self.stride.setRange(1, 30)
         self.stride.setValue(settings.stride)
         self.stride.setToolTip("Index every n-th frame: 1 is the most thorough, 2-3 is faster and "
                                "usually enough for walking people.")
+        self.sampling.currentIndexChanged.connect(self._sampling_changed)
+        self._sampling_changed()
+        sampling_row = QHBoxLayout()
+        sampling_row.addWidget(self.sampling, 1)
+        sampling_row.addWidget(self.rate)
+        sampling_row.addWidget(self.stride)
+        self.motion_gate = QCheckBox("Skip frames where nothing moves (while no one is being followed)")
+        self.motion_gate.setChecked(settings.motion_gate)
         self.threshold = QDoubleSpinBox()
         self.threshold.setRange(0.0, 1.0)
         self.threshold.setSingleStep(0.01)
@@ -160,7 +193,9 @@ class SettingsDialog(QDialog):
         form.addRow("ReID model:", self.reid)
         form.addRow("Device:", self.device)
         form.addRow("", self.providers)
-        form.addRow("Frame stride:", self.stride)
+        form.addRow("Detector precision:", self.precision)
+        form.addRow("Frames indexed:", sampling_row)
+        form.addRow("", self.motion_gate)
         form.addRow("Score threshold:", self.threshold)
         form.addRow("Library database:", db_row)
         form.addRow("", self.db_in_use)
@@ -171,7 +206,11 @@ class SettingsDialog(QDialog):
         note = self.consequence
         for combo in (self.detector, self.reid):
             combo.currentIndexChanged.connect(self._say_consequence)
+        self.precision.currentIndexChanged.connect(self._say_consequence)
+        self.sampling.currentIndexChanged.connect(self._say_consequence)
+        self.rate.valueChanged.connect(self._say_consequence)
         self.stride.valueChanged.connect(self._say_consequence)
+        self.motion_gate.toggled.connect(self._say_consequence)
         self._say_consequence()
         lay_out_dialog(self, form, note)
 
@@ -179,18 +218,28 @@ class SettingsDialog(QDialog):
         """Say, as the choice changes, what it does to the videos indexed already."""
         s = self._settings
         reid = self.reid.path() != s.reid
-        other = self.detector.path() != s.detector or self.stride.value() != s.stride
+        sampling = self.sampling.currentData()
+        frames = (sampling != s.sampling or self.motion_gate.isChecked() != s.motion_gate
+                  or (sampling == "rate" and abs(self.rate.value() - s.rate) > 1e-6)
+                  or (sampling == "stride" and self.stride.value() != s.stride))
+        other = self.detector.path() != s.detector or self.precision.currentData() != s.precision or frames
         n = self._indexed
         videos = ("the video indexed so far is" if n == 1 else
                   f"the {n} videos indexed so far are" if n else "videos indexed so far are")
         if reid or other:
-            what = "ReID model" if reid else "detector or stride"
+            what = "ReID model" if reid else "detector, precision or choice of frames"
             text = (f"A new {what}: {videos} indexed again the next time they are searched, which takes "
                     "about as long as the first time; their past searches stay and can be reopened.")
         else:
-            text = "Changing the models or the stride indexes the videos again when they are next searched."
+            text = ("Changing the models, the precision or which frames are indexed indexes the videos again "
+                    "when they are next searched.")
         self.consequence.setText(text)
         self.consequence.setStyleSheet("color: #b45309;" if reid or other else "")
+
+    def _sampling_changed(self) -> None:
+        by_time = self.sampling.currentData() == "rate"
+        self.rate.setVisible(by_time)
+        self.stride.setVisible(not by_time)
 
     def _browse_db(self) -> None:
         start = self.db.text() or str(paths.default_db_path())
@@ -210,7 +259,11 @@ class SettingsDialog(QDialog):
             detector=self.detector.path(),
             reid=self.reid.path(),
             device=self.device.currentData(),
+            precision=self.precision.currentData(),
+            sampling=self.sampling.currentData(),
+            rate=round(self.rate.value(), 1),
             stride=self.stride.value(),
+            motion_gate=self.motion_gate.isChecked(),
             threshold=threshold,
             db_path=self.db.text().strip() or None,
         )

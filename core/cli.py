@@ -2,8 +2,9 @@
 
 ::
 
-    python -m core index VIDEO... [--db PATH] [--stride N] [--tracker NAME] [--detector FILE]
-                                  [--reid FILE] [--device auto|cpu|cuda]
+    python -m core index VIDEO... [--db PATH] [--rate R | --stride N] [--no-motion-gate]
+                                  [--workers N] [--precision auto|int8|fp16|fp32] [--tracker NAME]
+                                  [--detector FILE] [--reid FILE] [--device auto|cpu|cuda]
     python -m core search (--query PHOTO... | --like VIDEO:TRACK) [--db PATH] [--video VIDEO]...
                           [--threshold T] [--top K] [--index flat|flat16|ivf]
                           [--json OUT] [--detector FILE] [--reid FILE] [--device ...]
@@ -25,6 +26,10 @@ videos. A folder is a folder of videos when it holds at least one file with a vi
 ending (``core.video.VIDEO_EXTENSIONS``, any case): each of those is indexed, in natural name
 order (sub-folders and other files are ignored). A folder without video files is an
 image sequence (its images, see ``core.video.IMAGE_EXTENSIONS``, are the frames).
+
+Several videos are indexed by ``--workers`` worker processes at once (default: from the
+number of cores, see ``core.parallel.default_workers``), with one progress bar per video
+being indexed and one for the whole batch.
 
 Exit status: 0 success, 1 an error (one line ``error: ...`` on stderr; with several
 videos the others are still indexed), 2 bad command-line arguments, 130 interrupted.
@@ -122,6 +127,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and 0.0 < value <= 1000.0):
+        raise argparse.ArgumentTypeError(f"{text} must be a number of frames per second > 0")
+    return value
+
+
 def _hit_ref(text: str) -> int | tuple[str | int, int]:
     """``TRACK`` or ``VIDEO:TRACK`` (``VIDEO`` a path or a database id) as the engine takes it."""
     video, sep, track = text.rpartition(":")
@@ -142,8 +157,10 @@ def _engine(args: argparse.Namespace) -> Engine:
     from core.tracking import DEFAULT_TRACKER
 
     engine = Engine(args.db, detector=args.detector, reid=args.reid, device=args.device,
-                    stride=getattr(args, "stride", 2), tracker=getattr(args, "tracker", DEFAULT_TRACKER),
-                    index_kind=getattr(args, "index", "flat"))
+                    precision=args.precision, stride=getattr(args, "stride", None),
+                    rate=getattr(args, "rate", None), motion_gate=getattr(args, "motion_gate", True),
+                    tracker=getattr(args, "tracker", DEFAULT_TRACKER),
+                    index_kind=getattr(args, "index", "flat"), workers=getattr(args, "workers", None))
     for note in engine.notes:
         print(f"note: {note}", file=sys.stderr)
     return engine
@@ -157,26 +174,63 @@ def _err(message: str) -> None:
 
 
 class _Bars:
-    """One tqdm bar per video, started at its first progress item (so its rate counts this run only)."""
+    """tqdm bars: one per video being indexed, and one for the batch when there are several.
 
-    def __init__(self) -> None:
-        self.bar = None
+    A video's bar starts at its first progress item (so its rate counts this run only); the
+    batch's counts the frames of the videos started so far.
+    """
 
-    def show(self, item: IndexProgress) -> None:
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.bars: dict[str, object] = {}
+        self.frames: dict[str, tuple[int, int]] = {}
+        self.finished = 0
+        self.total = None
+
+    def _bar(self, **kwargs: object):
         from tqdm import tqdm
 
+        return tqdm(dynamic_ncols=True, file=sys.stderr, unit="frame", **kwargs)
+
+    def show(self, item: IndexProgress) -> None:
         if item.skipped:
             return
-        if self.bar is None:
-            self.bar = tqdm(total=item.frames_total or None, unit="frame", desc=Path(item.video_path).name,
-                            dynamic_ncols=True, file=sys.stderr, initial=item.frames_done)
-        self.bar.set_postfix(tracks=item.tracks, refresh=False)
-        self.bar.update(item.frames_done - self.bar.n)
+        bar = self.bars.get(item.video_path)
+        if bar is None:
+            bar = self.bars[item.video_path] = self._bar(total=item.frames_total or None,
+                                                         desc=Path(item.video_path).name,
+                                                         initial=item.frames_done)
+        bar.set_postfix(tracks=item.tracks, refresh=False)
+        bar.update(item.frames_done - bar.n)
+        self.frames[item.video_path] = (item.frames_done, item.frames_total)
+        self._overall()
+
+    def _overall(self) -> None:
+        if self.count < 2:
+            return
+        done = sum(d for d, _ in self.frames.values())
+        total = sum(t for _, t in self.frames.values())
+        if self.total is None:
+            self.total = self._bar(total=total or None, desc="all videos", position=0)
+        self.total.total = total or None
+        self.total.set_description(f"all videos ({self.finished}/{self.count} done)", refresh=False)
+        self.total.update(done - self.total.n)
+
+    def end(self, video: str) -> None:
+        """One video is over: close its bar and count it."""
+        bar = self.bars.pop(video, None)
+        if bar is not None:
+            bar.close()
+        self.finished += 1
+        self._overall()
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+        for bar in self.bars.values():
+            bar.close()
+        self.bars = {}
+        if self.total is not None:
+            self.total.close()
+            self.total = None
 
 
 def _report(outcome: IndexOutcome) -> int:
@@ -218,20 +272,22 @@ def cmd_index(args: argparse.Namespace) -> int:
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, on_sigint) if in_main else None
     status = EXIT_OK
-    bars = _Bars()
-    current = ""
+    bars = _Bars(len(videos))
+    current: list[str] = []
     try:
         for event in engine.index_many(videos, cancel=cancel):
             if isinstance(event, IndexStarted):
-                current = event.video_path
+                current.append(event.video_path)
             elif isinstance(event, IndexProgress):
                 bars.show(event)
             else:
-                bars.close()
+                bars.end(event.video_path)
+                if event.video_path in current:
+                    current.remove(event.video_path)
                 status = max(status, _report(event))
     except KeyboardInterrupt:
         bars.close()
-        _err(f"{current}: interrupted; run the same command again to resume.")
+        _err(f"{', '.join(current) or 'indexing'}: interrupted; run the same command again to resume.")
         return EXIT_INTERRUPTED
     finally:
         bars.close()
@@ -407,6 +463,8 @@ def _print_rows(rows: list[tuple[str, ...]]) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m core``."""
     from core.index import INDEX_KINDS
+    from core.index_settings import DEFAULT_RATE
+    from core.models.derived import PRECISIONS
     from core.search import DEFAULT_THRESHOLD
     from core.tracking import DEFAULT_TRACKER, TRACKERS
 
@@ -426,12 +484,23 @@ def build_parser() -> argparse.ArgumentParser:
                            help="ReID ONNX file (default: from the manifest)")
             p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                            help="where the models run (default: auto = CUDA when available)")
+            p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                           help="detector precision (default: auto = int8 on the CPU, fp16 on CUDA; fp32 "
+                                "where int8 is not faster, e.g. CPUs without AVX-512 VNNI / AVX-VNNI)")
 
     p = sub.add_parser("index", help="index videos (resumable)",
                        description="Index video files, image folders or folders of videos (resumable).")
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="video file, image folder or folder of videos")
-    p.add_argument("--stride", type=_positive, default=2, metavar="N",
-                   help="process every N-th frame (default: 2)")
+    sampling = p.add_mutually_exclusive_group()
+    sampling.add_argument("--rate", type=_rate, default=None, metavar="R",
+                          help=f"process R frames per second of video (default: {DEFAULT_RATE:g}, i.e. "
+                               "stride 2 at 10 fps, 5 at 25 fps, 6 at 30 fps)")
+    sampling.add_argument("--stride", type=_positive, default=None, metavar="N",
+                          help="process every N-th frame instead (whatever the frame rate)")
+    p.add_argument("--no-motion-gate", dest="motion_gate", action="store_false",
+                   help="run the detector on every processed frame, also where nothing moves")
+    p.add_argument("--workers", type=_positive, default=None, metavar="N",
+                   help="index N videos at once in worker processes (default: from the number of cores)")
     p.add_argument("--tracker", choices=sorted(TRACKERS), default=DEFAULT_TRACKER,
                    help="tracker linking detections into tracks (default: %(default)s)")
     common(p)

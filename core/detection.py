@@ -71,6 +71,13 @@ def _parse_literal(model: OnnxModel, key: str) -> object:
         raise ModelError(f"{model.path} has unreadable Ultralytics metadata {key}={text[:80]!r}.") from None
 
 
+def _check_image(i: int, im: object) -> None:
+    if not (isinstance(im, np.ndarray) and im.dtype == np.uint8 and im.ndim == 3
+            and im.shape[2] == 3 and im.shape[0] > 0 and im.shape[1] > 0):
+        raise ValueError(f"image {i} must be (H, W, 3) uint8 BGR, got "
+                         f"{getattr(im, 'shape', type(im).__name__)} {getattr(im, 'dtype', '')}")
+
+
 class YoloOnnxDetector(OnnxBacked):
     """Finds people with an Ultralytics YOLO detect model in ONNX format (implements ``core.types.Detector``).
 
@@ -83,6 +90,8 @@ class YoloOnnxDetector(OnnxBacked):
         provider: Execution provider in use, e.g. ``CPUExecutionProvider``.
         fallback_note: Set when CUDA was asked for but is not available.
         end2end: Whether the model outputs already-suppressed ``(N, K, 6)`` detections.
+        precision: ``"fp32"``, or the ``precision`` metadata of a derived model (``"int8"``, ``"fp16"``,
+            see ``core.models.quantize``).
     """
 
     def __init__(self, path: str | os.PathLike[str], *, person_classes: Sequence[str] = ("person",),
@@ -120,6 +129,7 @@ class YoloOnnxDetector(OnnxBacked):
         self.iou = float(iou)
         self.max_batch = int(max_batch)
         self.merge_person_classes = bool(merge_person_classes)
+        self.precision = model.metadata.get("precision", "fp32")
 
         names = _parse_literal(model, "names")
         if not isinstance(names, dict) or not names:
@@ -186,6 +196,21 @@ class YoloOnnxDetector(OnnxBacked):
         hs, ws = zip(*(self._scaled_size(h, w) for h, w in sizes), strict=True)
         return (min(self.imgsz[0], -(-max(hs) // s) * s), min(self.imgsz[1], -(-max(ws) // s) * s))
 
+    def _letterbox(self, im: np.ndarray, th: int, tw: int, out: np.ndarray) -> np.ndarray:
+        """Letterbox one BGR image into ``out``, ``(3, th, tw)`` float32 RGB in [0, 1]; returns its params."""
+        h, w = im.shape[:2]
+        gain = min(self.imgsz[0] / h, self.imgsz[1] / w)
+        nh, nw = self._scaled_size(h, w)
+        resized = im if (nh, nw) == (h, w) else cv2.resize(im, (nw, nh), interpolation=cv2.INTER_LINEAR)
+        # Centre like Ultralytics LetterBox: top = round(dh - 0.1), left = round(dw - 0.1).
+        top = int(round((th - nh) / 2 - 0.1))
+        left = int(round((tw - nw) / 2 - 0.1))
+        canvas = np.full((th, tw, 3), PAD_VALUE, np.uint8)
+        canvas[top:top + nh, left:left + nw] = resized
+        # One pass: BGR->RGB, HWC->CHW, uint8->float32 in [0, 1].
+        np.multiply(canvas[..., ::-1].transpose(2, 0, 1), np.float32(1 / 255), out=out, dtype=np.float32)
+        return np.array((gain, left, top), np.float64)
+
     def preprocess(self, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Letterbox a batch of BGR images into one network input.
 
@@ -197,22 +222,41 @@ class YoloOnnxDetector(OnnxBacked):
             ``(gain, pad_x, pad_y)`` that map input pixels back: ``orig = (net - pad) / gain``.
         """
         th, tw = self._batch_shape([im.shape[:2] for im in images])
-        canvas = np.full((len(images), th, tw, 3), PAD_VALUE, np.uint8)
+        batch = np.empty((len(images), 3, th, tw), np.float32)
         params = np.zeros((len(images), 3), np.float64)
         for i, im in enumerate(images):
-            h, w = im.shape[:2]
-            gain = min(self.imgsz[0] / h, self.imgsz[1] / w)
-            nh, nw = self._scaled_size(h, w)
-            resized = im if (nh, nw) == (h, w) else cv2.resize(im, (nw, nh), interpolation=cv2.INTER_LINEAR)
-            # Centre like Ultralytics LetterBox: top = round(dh - 0.1), left = round(dw - 0.1).
-            top = int(round((th - nh) / 2 - 0.1))
-            left = int(round((tw - nw) / 2 - 0.1))
-            canvas[i, top:top + nh, left:left + nw] = resized
-            params[i] = (gain, left, top)
-        # One pass: BGR->RGB, HWC->CHW, uint8->float32 in [0, 1].
-        batch = np.empty((len(images), 3, th, tw), np.float32)
-        np.multiply(canvas[..., ::-1].transpose(0, 3, 1, 2), np.float32(1 / 255), out=batch, dtype=np.float32)
+            params[i] = self._letterbox(im, th, tw, batch[i])
         return batch, params
+
+    def prepare(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Letterbox one image on its own (what a decoding thread does ahead of :meth:`detect_prepared`).
+
+        Returns:
+            ``(3, H', W')`` float32 input and ``(3,)`` params, exactly the row :meth:`preprocess`
+            gives this image in a batch of images of its size.
+        """
+        _check_image(0, image)
+        th, tw = self._batch_shape([image.shape[:2]])
+        out = np.empty((3, th, tw), np.float32)
+        return out, self._letterbox(image, th, tw, out)
+
+    def detect_prepared(self, images: list[np.ndarray],
+                        prepared: list[tuple[np.ndarray, np.ndarray]]) -> list[Detections]:
+        """:meth:`detect` for images already letterboxed by :meth:`prepare` (same results).
+
+        Images of different sizes (an image folder) are letterboxed again together, as
+        :meth:`detect` does.
+        """
+        if len({p[0].shape for p in prepared}) > 1:
+            return self.detect(images)
+        step = self._model.fixed_batch or self.max_batch
+        results: list[Detections] = []
+        for start in range(0, len(images), step):
+            chunk = prepared[start:start + step]
+            batch = np.stack([p[0] for p in chunk])
+            params = np.stack([p[1] for p in chunk])
+            results += self._run_batch(batch, params, images[start:start + step])
+        return results
 
     # -- post-processing ------------------------------------------------------------------------
 
@@ -274,20 +318,20 @@ class YoloOnnxDetector(OnnxBacked):
             ValueError: An image is not ``(H, W, 3)`` uint8 with H, W > 0.
         """
         for i, im in enumerate(images):
-            if not (isinstance(im, np.ndarray) and im.dtype == np.uint8 and im.ndim == 3
-                    and im.shape[2] == 3 and im.shape[0] > 0 and im.shape[1] > 0):
-                raise ValueError(f"image {i} must be (H, W, 3) uint8 BGR, got "
-                                 f"{getattr(im, 'shape', type(im).__name__)} {getattr(im, 'dtype', '')}")
+            _check_image(i, im)
         step = self._model.fixed_batch or self.max_batch
         results: list[Detections] = []
         for start in range(0, len(images), step):
             chunk = images[start:start + step]
             batch, params = self.preprocess(chunk)
-            out = self._model.run_batched(batch, step)
-            decode = self._decode_end2end if self.end2end else self._decode_raw
-            for pred, param, im in zip(out, params, chunk, strict=True):
-                results.append(self._to_detections(*decode(pred), param, im.shape))
+            results += self._run_batch(batch, params, chunk)
         return results
+
+    def _run_batch(self, batch: np.ndarray, params: np.ndarray, images: list[np.ndarray]) -> list[Detections]:
+        out = self._model.run_batched(batch, self._model.fixed_batch or self.max_batch)
+        decode = self._decode_end2end if self.end2end else self._decode_raw
+        return [self._to_detections(*decode(pred), param, im.shape)
+                for pred, param, im in zip(out, params, images, strict=True)]
 
     def __repr__(self) -> str:
         return (f"YoloOnnxDetector({str(self.path)!r}, person_classes={self.person_classes}, "

@@ -7,14 +7,14 @@ session, so one engine may be used from several threads, one call at a time per
 thread. Everything returned is immutable.
 
 Use cases and where they live: index one video (:meth:`Engine.index`) or several
-(:meth:`Engine.index_many`, which the CLI's ``index`` and the GUI's Search both run;
-a video's tracks are linked into people as soon as it is indexed), search by photo
-(:meth:`Engine.search`; :meth:`Engine.check_photo` looks at a photo first), find the person
-of a hit again (:meth:`Engine.search_like`), mark hits as the person or not and re-rank
-(:meth:`Engine.refine`), reopen a saved search, list the library and link older libraries
-(the model-free :class:`core.library.Library`, which the engine extends with the run rule
-for its models, see that module), boxes at a frame for the player (:meth:`Engine.boxes_at`,
-and a span of frames at once: :meth:`Engine.boxes_between`).
+(:meth:`Engine.index_many`, which the CLI's ``index`` and the GUI's Search both run; with
+several worker processes, see :mod:`core.parallel`; a video's tracks are linked into people
+as soon as it is indexed), search by photo (:meth:`Engine.search`; :meth:`Engine.check_photo`
+looks at a photo first), find the person of a hit again (:meth:`Engine.search_like`), mark
+hits as the person or not and re-rank (:meth:`Engine.refine`), reopen a saved search, list
+the library and link older libraries (the model-free :class:`core.library.Library`, which the
+engine extends with the run rule for its models, see that module), boxes at a frame for the
+player (:meth:`Engine.boxes_at`, and a span of frames at once: :meth:`Engine.boxes_between`).
 """
 
 from __future__ import annotations
@@ -25,23 +25,26 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from core import search as search_mod
 from core.boxes import FrameBoxes
 from core.detection import YoloOnnxDetector
-from core.errors import QueryError, ReidSearchError, StoreError
+from core.errors import QueryError, StoreError
 from core.index import EmbeddingIndex
 from core.library import Library, QueryInfo, RunChoice, SearchResult, VideoInfo, VideoRef
 from core.linking import centroids, link_run, needs_linking
 from core.models import resolve_model
-from core.onnx_model import DEVICES
-from core.pipeline import IndexSettings, index_video, model_identity, run_settings
+from core.models.derived import PRECISIONS, model_for_precision, resolve_precision
+from core.onnx_model import DEVICES, cuda_available
+from core.parallel import WorkerSpec, default_workers, index_videos
+from core.pipeline import DEFAULT_RATE, IndexSettings, index_video, model_identity, run_settings
 from core.reid import OnnxEmbedder
 from core.store import Store, VideoRecord
 from core.tracking import DEFAULT_TRACKER, make_tracker
-from core.types import Hit, IndexEvent, IndexOutcome, IndexProgress, IndexStarted, TrackedBoxes, Tracker
+from core.types import Hit, IndexEvent, IndexOutcome, IndexProgress, TrackedBoxes, Tracker
 
 __all__ = ["Engine", "HitRef", "PhotoCheck", "QueryInfo", "SearchResult", "VideoInfo", "VideoRef"]
 
@@ -82,21 +85,35 @@ class Engine(Library):
 
     Args:
         db_path: Library database file (created when missing).
-        detector: Detector ONNX file; ``None``: the manifest's default model.
+        detector: Detector ONNX file (float32); ``None``: the manifest's default model.
         reid: ReID ONNX file; ``None``: the manifest's default model.
         device: ``"auto"``, ``"cuda"`` or ``"cpu"``.
-        stride: Process every ``stride``-th frame when indexing.
+        precision: The detector's precision (:data:`core.models.derived.PRECISIONS`): ``"auto"``
+            (int8 on the CPU, float16 on CUDA), ``"int8"``, ``"fp16"`` or ``"fp32"``. The int8 and
+            float16 versions are models of their own, made once per machine (``python -m
+            core.models quantize``; ``fetch`` makes the int8 one); when the one asked for is
+            missing the float32 model runs and :attr:`notes` says so. The ReID model always runs
+            in float32: its embeddings must stay comparable across machines.
+        stride: Process every ``stride``-th frame when indexing; ``None``: sample by time (``rate``).
+        rate: Processed frames per second of video when ``stride`` is ``None`` (default
+            :data:`core.pipeline.DEFAULT_RATE`).
+        motion_gate: Skip the detector where nothing moves and no track is alive (``core.motion``).
         tracker: Tracker name (a key of :data:`core.tracking.TRACKERS`), configured with the
             detector's manifest ``tracker`` entry (thresholds suited to its confidence scale).
-        settings: Full indexing settings (overrides ``stride``).
+        settings: Full indexing settings (overrides ``stride``, ``rate`` and ``motion_gate``).
         index_kind: FAISS index kind (:data:`core.index.INDEX_KINDS`): ``"flat"`` (exact, the
             default), ``"flat16"`` or ``"ivf"`` for very large libraries.
+        workers: Worker processes :meth:`index_many` uses for several videos; ``None``:
+            :func:`core.parallel.default_workers` (from the number of cores).
+        threads: ONNX Runtime threads of this engine's models (default: all cores).
 
     Attributes:
-        detector_path: The detector model file in use.
+        detector_path: The detector model file in use (the derived int8/fp16 file when one runs).
+        float_detector_path: The float32 model it was made from (``detector_path`` for fp32).
+        precision: The detector precision really in use (``"int8"``, ``"fp16"`` or ``"fp32"``).
         reid_path: The ReID model file in use.
         providers: ``{"detector": provider, "reid": provider}`` ONNX Runtime really uses.
-        notes: Sentences about the set-up, e.g. a CUDA fallback.
+        notes: Sentences about the set-up, e.g. a CUDA fallback or a missing int8 model.
         settings: The indexing settings.
         tracker_factory: Makes the fresh tracker of each new run.
         settings_key: Hash of the models and settings (one run per video and key).
@@ -105,42 +122,73 @@ class Engine(Library):
         ModelError: A model file is missing or unusable, or no default model is present (the
             message names ``python -m core.models fetch``).
         StoreError: The database cannot be opened.
-        ValueError: Unknown ``device`` or a bad ``stride``.
+        ValueError: Unknown ``device`` or ``precision``, a bad ``stride``, ``rate`` or ``workers``.
         KeyError: Unknown ``index_kind`` or ``tracker`` (the message lists the valid ones).
     """
 
     def __init__(self, db_path: str | Path, *, detector: str | Path | None = None,
-                 reid: str | Path | None = None, device: str = "auto", stride: int = 2,
+                 reid: str | Path | None = None, device: str = "auto", precision: str = "auto",
+                 stride: int | None = None, rate: float | None = None, motion_gate: bool = True,
                  tracker: str = DEFAULT_TRACKER, settings: IndexSettings | None = None,
-                 index_kind: str = "flat") -> None:
+                 index_kind: str = "flat", workers: int | None = None, threads: int | None = None) -> None:
         if device not in DEVICES:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
-        self.settings = settings if settings is not None else IndexSettings(stride=int(stride))
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if workers is not None and int(workers) < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        if settings is None:
+            settings = IndexSettings(stride=stride, rate=DEFAULT_RATE if rate is None else float(rate),
+                                     motion_gate=bool(motion_gate))
+        self.settings = settings
         det_path, det_entry = resolve_model("detect", detector)
         reid_path, reid_entry = resolve_model("reid", reid)
+        on_gpu = device != "cpu" and cuda_available()
+        notes: list[str] = []
+        run_path = self._detector_file(Path(det_path), precision, on_gpu, notes)
         person_classes = det_entry.person_classes if det_entry and det_entry.person_classes else ("person",)
-        self.detector = YoloOnnxDetector(det_path, person_classes=person_classes, device=device)
-        self.embedder = OnnxEmbedder(reid_path, preprocess=reid_entry.preprocess if reid_entry else None,
-                                     device=device)
-        self.detector_path: Path = Path(det_path)
+        self.detector = YoloOnnxDetector(run_path, person_classes=person_classes, device=device,
+                                         threads=threads)
+        self._reid_preprocess = reid_entry.preprocess if reid_entry else None
+        self.embedder = OnnxEmbedder(reid_path, preprocess=self._reid_preprocess, device=device,
+                                     threads=threads)
+        self.detector_path: Path = Path(run_path)
+        self.float_detector_path: Path = Path(det_path)
+        self.precision: str = self.detector.precision
         self.reid_path: Path = Path(reid_path)
         self.device = device
+        self.workers = None if workers is None else int(workers)
         self.providers: dict[str, str] = {"detector": self.detector.provider, "reid": self.embedder.provider}
-        notes: list[str] = []
         for model in (self.detector, self.embedder):
             if model.fallback_note and model.fallback_note not in notes:
                 notes.append(model.fallback_note)
         self.notes: tuple[str, ...] = tuple(notes)
-        tracker_kwargs = det_entry.tracker if det_entry else {}
-        make_tracker(tracker, **tracker_kwargs)  # an unknown name or setting fails here, not mid-index
+        self._tracker = (tracker, dict(det_entry.tracker) if det_entry else {})
+        make_tracker(tracker, **self._tracker[1])  # an unknown name or setting fails here, not mid-index
         self.tracker_factory: Callable[[], Tracker] = functools.partial(make_tracker, tracker,
-                                                                        **tracker_kwargs)
+                                                                        **self._tracker[1])
         self.reid_name, self.reid_sha256 = model_identity(self.embedder)
         _, self.settings_key = run_settings(self.detector, self.embedder, self.tracker_factory(),
                                             self.settings)
         super().__init__(Store(db_path))
         self.db_path = self.store.path
         self.faiss_index = EmbeddingIndex(self.store, self.reid_sha256, self.embedder.dim, kind=index_kind)
+
+    @staticmethod
+    def _detector_file(float_path: Path, precision: str, on_gpu: bool, notes: list[str]) -> Path:
+        """The detector file for ``precision``; the float16 version is made on the spot (seconds) on a GPU."""
+        path, used, note = model_for_precision(float_path, precision, on_gpu=on_gpu)
+        if used == "fp32" and resolve_precision(precision, on_gpu) == "fp16":
+            from core.errors import ModelError
+            from core.models.quantize import convert_float16
+
+            try:
+                return convert_float16(float_path).path
+            except (ModelError, OSError, ImportError) as exc:
+                note = f"{float_path.name} runs in float32: making its float16 version failed ({exc})"
+        if note is not None:
+            notes.append(note)
+        return path
 
     # -- indexing ---------------------------------------------------------------------------------
 
@@ -161,56 +209,58 @@ class Engine(Library):
         for item in index_video(video, store=self.store, detector=self.detector, embedder=self.embedder,
                                 tracker_factory=self.tracker_factory, settings=self.settings, cancel=cancel):
             if item.done or item.skipped:
-                record = self.find_video(video)
-                run = self.store.find_run(record.id, self.settings_key)
-                if run is not None:
-                    self._link([run.id])
+                self._link_video(video)
             yield item
+
+    def _link_video(self, video: str | Path) -> None:
+        """Link the tracks of ``video``'s finished run with this engine's settings (when not linked yet)."""
+        run = self.store.find_run(self.find_video(video).id, self.settings_key)
+        if run is not None:
+            self._link([run.id])
 
     def _link(self, run_ids: Sequence[int]) -> None:
         """Link the finished runs among ``run_ids`` that have no people yet (or older ones)."""
         for run_id in needs_linking(self.store, run_ids):
             link_run(self.store, run_id)
 
-    def index_many(self, videos: Sequence[str | Path], *,
-                   cancel: threading.Event | None = None) -> Iterator[IndexEvent]:
-        """Index several videos one after the other (what the CLI's ``index`` and the GUI's Search run).
+    def index_many(self, videos: Sequence[str | Path], *, cancel: threading.Event | None = None,
+                   workers: int | None = None) -> Iterator[IndexEvent]:
+        """Index several videos (what the CLI's ``index`` and the GUI's Search run).
 
-        A video that fails (unreadable, busy elsewhere) does not stop the others: its outcome says
-        why. A cancel stops the batch after the current frame; the next call resumes every video
-        where it stopped (finished ones are skipped at once).
+        With more than one worker (``workers``, else the engine's, else
+        :func:`core.parallel.default_workers`) the videos are indexed in that many worker
+        processes at once, each with its own models; the events of different videos then
+        interleave (each carries its path). A video that fails (unreadable, busy elsewhere) does
+        not stop the others: its outcome says why. A cancel stops every video after its current
+        frame and starts no further one; the next call resumes every video where it stopped
+        (finished ones are skipped at once), with any number of workers. A finished video's tracks
+        are linked into people before its outcome is yielded.
 
         Args:
             videos: Video files or image folders (see ``core.video.expand_sources`` for folders).
             cancel: Set it to stop after the current frame.
+            workers: Worker processes for this call (1: in this process).
 
         Yields:
             For each video: an :class:`~core.types.IndexStarted`, its
             :class:`~core.types.IndexProgress` items, then an :class:`~core.types.IndexOutcome`.
-            After a cancel no further video is started.
         """
-        for number, video in enumerate(videos, 1):
-            path = str(video)
-            if cancel is not None and cancel.is_set():
-                yield IndexOutcome(path, "cancelled", None, 0.0)
-                return
-            yield IndexStarted(path, number, len(videos))
-            t0 = time.perf_counter()
-            last: IndexProgress | None = None
-            try:
-                for last in self.index(video, cancel=cancel):
-                    yield last
-            except ReidSearchError as err:
-                yield IndexOutcome(path, "failed", last, time.perf_counter() - t0, str(err))
-                continue
-            elapsed = time.perf_counter() - t0
-            if last is not None and last.skipped:
-                yield IndexOutcome(path, "skipped", last, elapsed)
-            elif last is not None and last.done:
-                yield IndexOutcome(path, "done", last, elapsed, last.warning)
-            else:
-                yield IndexOutcome(path, "cancelled", last, elapsed)
-                return
+        paths = [str(v) for v in videos]
+        count = workers or self.workers or default_workers(len(paths))
+        for event in index_videos(paths, workers=count, spec=self.worker_spec,
+                                  index=lambda path: self.index(path, cancel=cancel), cancel=cancel):
+            if isinstance(event, IndexOutcome) and event.status in ("done", "skipped"):
+                self._link_video(event.video_path)  # a worker's video (in this process: already linked)
+            yield event
+
+    def worker_spec(self, threads: int) -> WorkerSpec:
+        """What a worker process needs to index with this engine's models and settings."""
+        tracker, kwargs = self._tracker
+        preprocess: dict[str, Any] | None = dict(self._reid_preprocess) if self._reid_preprocess else None
+        return WorkerSpec(db_path=str(self.db_path), detector=str(self.detector_path),
+                          person_classes=tuple(self.detector.person_classes), reid=str(self.reid_path),
+                          reid_preprocess=preprocess, device=self.device, tracker=tracker,
+                          tracker_kwargs=kwargs, settings=self.settings, threads=int(threads))
 
     # -- library, with this engine's run rule --------------------------------------------------
 
@@ -492,5 +542,7 @@ class Engine(Library):
         return self
 
     def __repr__(self) -> str:
-        return (f"Engine(db={str(self.db_path)!r}, detector={self.detector_path.name!r}, "
-                f"reid={self.reid_path.name!r}, stride={self.settings.stride}, providers={self.providers})")
+        sampling = (f"stride={self.settings.stride}" if self.settings.stride is not None
+                    else f"rate={self.settings.rate:g}/s")
+        return (f"Engine(db={str(self.db_path)!r}, detector={self.detector_path.name!r} ({self.precision}), "
+                f"reid={self.reid_path.name!r}, {sampling}, providers={self.providers})")

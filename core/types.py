@@ -202,6 +202,8 @@ class IndexProgress:
         skipped: True when the video was already indexed with these models and settings.
         warning: On the last item, a sentence about the video itself when it needs one
             (a truncated file: how many frames decoded of those its header claims).
+        processed: Frames processed in this pass (every ``stride``-th frame).
+        detected: Of those, frames the detector ran on (the others were skipped by the motion gate).
     """
 
     video_path: str
@@ -214,6 +216,8 @@ class IndexProgress:
     done: bool = False
     skipped: bool = False
     warning: str | None = None
+    processed: int = 0
+    detected: int = 0
 
 
 @dataclass(frozen=True)

@@ -1,314 +1,332 @@
-"""Speed and memory figures of indexing and search (prints figures; asserts nothing).
+"""Indexing speed against what is still found (prints figures side by side in one run; asserts nothing).
 
 Usage (from the project root)::
 
-    python scripts/benchmark.py [VIDEO] [--stride 2] [--device cpu] [--sizes 1e4 1e5 1e6]
-        [--detector FILE] [--reid FILE] [--imgsz-probe 640 480 416] [--skip-index]
+    python scripts/benchmark.py [--videos DIR] [--work DIR] [--only vtest hd empty] [--no-rates]
+                                [--no-workers] [--fresh]
 
-1. Indexes VIDEO (default ``../shared/data/video/vtest.avi``) into a fresh temporary library with
-   :class:`core.engine.Engine` and prints the real-time factor (video seconds per wall second),
-   frames/s, time per stage (decode, detect, track, embed, write), crops embedded per track
-   (mean/max, which must be <= K), and peak memory.
-2. Detector probe: seconds per frame of the detector alone at several input sizes (the shared
-   detector's input height/width are dynamic, so this needs no re-export) and how many people it
-   finds at each size, to show what a smaller input would buy.
-3. Search latency: FAISS exact inner-product search (``IndexFlatIP``, what ``core.index`` builds
-   by default) over synthetic libraries of 1e4, 1e5, 1e6 random L2-normalised 512-d track
-   embeddings, k = 1600 (what a top-200 search asks for), median of repeated single queries;
-   then the whole ``Engine.search`` path on the indexed video (photo -> person -> embedding ->
-   FAISS -> per-track scores -> people -> segments -> stored query), split into photo embedding and
-   search; the search step alone, plain against the shipped scoring (query expansion and one hit per
-   person), and ``Engine.refine`` / ``Engine.search_like``.
-4. Linking the video's tracks into people (``core.linking``; part of indexing), timed on its own
-   against the indexing wall time.
+Videos: (a) ``vtest.avi`` (768x576, 10 fps, 79.5 s); (b) ``vtest_1080p25.mp4`` and (c)
+``vtest_empty10min.mp4`` from ``scripts/make_benchmark_videos.py`` (made in ``--videos`` when
+missing). Each video is indexed with :class:`core.engine.Engine` into a library of its own per
+configuration:
 
-Targets (reported, not asserted): real-time factor >= 1 at stride 2 on 2 cores; search over 1e6
-embeddings < 200 ms (``flat16`` or ``ivf`` where exact ``flat`` misses it).
+* ``reference``: fp32, every frame, no motion gate: what is found when nothing is saved;
+* ``fp32 stride 2``: the settings before int8, time sampling and the gate;
+* ``int8 stride 2``: int8 detector only;
+* ``int8 rate``: int8 and sampling by time (the default rate; on vtest the same as stride 2);
+* ``default``: int8, sampling by time and the motion gate (what the app does now);
+* on vtest also the default at other rates (tracks found against the rate).
+
+For each: wall time, real-time factor (video seconds per wall second), video frames/s, frames
+processed and shown to the detector, time per stage, the machine's load average at the start and
+end of the run (other programs share it), and what is still found compared with the
+reference: the share of the reference's tracks found (a reference track lasting >= 1 s is
+*found* when, on at least half of the frames this run processed while that person was there,
+one of this run's tracks has a box overlapping the reference box at IoU >= 0.5; tracks that
+never moved, such as the detector's static false "Fall" on vtest's lawn, are counted apart,
+since the motion gate deliberately does not keep the detector running for them) and the sample
+query's best hit (``assets/sample_query.jpg``) with its segments, marked ``same`` when they
+match the reference's within a second. Last, the three videos indexed into one library by 1
+worker process and by N.
+
+Runs are cached in ``--work`` (default ``/tmp/reid-benchmark/work``: a finished configuration
+is not measured again; ``--fresh`` measures everything anew). The machine's CPU flags (AVX-512
+VNNI / AVX-VNNI: without them int8 can be slower than fp32) and load average are printed, with
+the detector alone in fp32 and int8 on the same frames, so the precision choice is visible on
+any machine. Targets on 2 cores: vtest >= 5x real time, 1080p25 >= 2x, mostly-empty >= 20x, each
+with >= 95 % of the reference tracks found and the sample query's segments unchanged.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import resource
+import platform
+import shutil
+import subprocess
 import sys
-import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
+QUERY = ROOT / "assets" / "sample_query.jpg"
+DETECTOR = SHARED / "models" / "yolov8s_people_normal_fall.onnx"
+REID = SHARED / "models" / "osnet_x0_25_msmt17.onnx"
+VIDEOS = {"vtest": SHARED / "video" / "vtest.avi", "hd": Path("vtest_1080p25.mp4"),
+          "empty": Path("vtest_empty10min.mp4")}
+SWEEP_RATES = (10.0, 3.33, 2.5)
+TARGETS = {"vtest": 5.0, "hd": 2.0, "empty": 20.0}
 
 
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process in MiB (ru_maxrss is KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+@dataclass(frozen=True)
+class Config:
+    name: str
+    precision: str
+    stride: int | None
+    rate: float | None
+    gate: bool
+
+    def engine_kwargs(self) -> dict:
+        return {"precision": self.precision, "stride": self.stride, "rate": self.rate,
+                "motion_gate": self.gate}
 
 
-def rss_mb() -> float:
-    import psutil
+def configs() -> list[Config]:
+    return [Config("reference", "fp32", 1, None, False), Config("fp32 stride 2", "fp32", 2, None, False),
+            Config("int8 stride 2", "int8", 2, None, False), Config("int8 rate", "int8", None, None, False),
+            Config("default", "int8", None, None, True)]
 
-    return psutil.Process().memory_info().rss / (1024 * 1024)
+
+def machine() -> str:
+    flags = ""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        flags = next(line for line in lines if line.startswith("flags"))
+    except (OSError, StopIteration):
+        pass
+    vnni = [f for f in ("avx512_vnni", "avx_vnni") if f in flags.split()]
+    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
+    import onnxruntime as ort
+
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, VNNI: "
+            f"{', '.join(vnni) or 'none'}; onnxruntime {ort.__version__}; load average {load[0]:.1f}")
 
 
-def bench_index(args, db: Path):
+# --------------------------------------------------------------------------- one measured run
+
+
+def run_config(video: Path, config: Config, work: Path, fresh: bool) -> dict:
     from core.engine import Engine
 
-    engine = Engine(db, detector=args.detector, reid=args.reid, device=args.device, stride=args.stride)
-    print(f"models: detector {engine.detector_path.name} ({engine.providers['detector']}), "
-          f"ReID {engine.reid_path.name} ({engine.providers['reid']}); threads {os.cpu_count()}")
-    for note in engine.notes:
-        print(f"note: {note}")
-    rss0 = rss_mb()
-    cpu0 = time.process_time()
+    folder = work / video.stem / config.name.replace(" ", "_")
+    result_file = folder / "result.json"
+    if result_file.is_file() and not fresh:
+        return json.loads(result_file.read_text())
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    engine = Engine(folder / "library.sqlite", detector=DETECTOR, reid=REID, device="cpu",
+                    **config.engine_kwargs())
+    load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
-    items = list(engine.index(args.video))
+    cpu0 = time.process_time()
+    items = list(engine.index(video))
     last = items[-1] if items else None
     wall = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
-    assert last is not None and last.done, "indexing did not finish"
-    video = engine.store.video_by_path(args.video)
-    run = engine.store.latest_run(video.id)
-    duration = last.frames_done / video.fps
-    processed = -(-last.frames_done // args.stride)
-    print(f"\n== indexing {args.video.name}: {last.frames_done} frames ({duration:.1f} s of video at "
-          f"{video.fps:g} fps), stride {args.stride} -> {processed} frames processed")
-    print(f"wall {wall:.1f} s, CPU {cpu:.1f} s (CPU/wall {cpu / wall:.2f} of {os.cpu_count()} cores)")
-    print(f"real-time factor {duration / wall:.2f} (video s per wall s; target >= 1)")
-    print(f"speed {last.frames_done / wall:.1f} video frames/s, {processed / wall:.2f} processed frames/s, "
-          f"{wall / processed * 1000:.0f} ms per processed frame")
-    stages = dict(last.stage_s)
-    total = sum(stages.values())
-    print("time per stage: " + ", ".join(f"{k} {v:.1f} s ({v / total:.0%})" for k, v in stages.items())
-          + f"; other {max(wall - total, 0):.1f} s")
-    rows = engine.store.embedding_rows([run.id], with_vectors=False)
-    tracks = engine.store.tracks(run.id)
-    per_track = np.array([np.sum(rows.track_pks == t.pk) for t in tracks])
-    k = run.settings["crops_per_track"]
-    print(f"tracks {len(tracks)}, embeddings {len(rows)}: crops embedded per track mean "
-          f"{per_track.mean():.2f}, max {per_track.max()} (K = {k}; "
-          f"{'ok' if per_track.max() <= k else 'EXCEEDS K'})")
-    print(f"memory: peak RSS {peak_rss_mb():.0f} MiB (process), RSS before indexing {rss0:.0f} MiB, "
-          f"after {rss_mb():.0f} MiB")
-    bench_linking(engine, run, wall)
-    return engine, video
+    assert last is not None and last.done, f"{video}: indexing did not finish"
+    record = engine.store.video_by_path(video)
+    run = engine.run_for(record).run
+    result = {"video": video.name, "config": config.name, "precision": engine.precision,
+              "stride": int(run.settings["stride"]), "frames": last.frames_done, "fps": record.fps,
+              "duration_s": last.frames_done / record.fps, "wall_s": wall, "cpu_s": cpu,
+              "processed": last.processed, "detected": last.detected, "stages": dict(last.stage_s),
+              "tracks": _tracks(engine.store, run.id), "query": _query(engine),
+              "load": [round(load0, 1), round(os.getloadavg()[0], 1)]}
+    engine.close()
+    result_file.write_text(json.dumps(result))
+    return result
 
 
-def bench_linking(engine, run, index_wall: float) -> None:
-    """Linking the run's tracks into people (done inside Engine.index), timed again on its own."""
-    from core.linking import link_run
+def _tracks(store, run_id: int) -> list[dict]:
+    out = []
+    for t in store.tracks(run_id):
+        s = store.sightings(t.pk)
+        out.append({"frames": s.frames.tolist(), "boxes": np.round(s.boxes, 1).tolist()})
+    return out
 
-    times = []
-    for _ in range(5):
+
+def _query(engine) -> dict | None:
+    result = engine.search([QUERY])
+    hits = result.above(result.threshold)
+    if not hits:
+        return None
+    best = hits[0]
+    return {"score": round(best.score, 3), "track": best.track_id,
+            "segments": [(round(s.start_s, 1), round(s.end_s, 1)) for s in best.segments]}
+
+
+# --------------------------------------------------------------------------- comparing with the reference
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area = lambda x: np.prod(x[:, 2:] - x[:, :2], axis=1)  # noqa: E731
+    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
+
+
+def found_share(reference: dict, result: dict, min_s: float = 1.0) -> tuple[int, int, int, int]:
+    """Reference tracks (lasting >= ``min_s``) that ``result`` found (see the module notes).
+
+    Returns:
+        ``(found, count)`` for the tracks that moved (people walking: ``core.crops.has_moved``) and
+        ``(found, count)`` for those that never did (someone or something standing still all along).
+    """
+    from core.crops import has_moved
+
+    fps, stride = reference["fps"], result["stride"]
+    by_frame: dict[int, list] = {}
+    for t in result["tracks"]:
+        for f, b in zip(t["frames"], t["boxes"], strict=True):
+            by_frame.setdefault(f, []).append(b)
+    counts = {True: [0, 0], False: [0, 0]}
+    for t in reference["tracks"]:
+        if (t["frames"][-1] - t["frames"][0]) / fps < min_s:
+            continue
+        moved = any(has_moved(t["boxes"][0], np.array(b)) for b in t["boxes"])
+        grid = [(f, b) for f, b in zip(t["frames"], t["boxes"], strict=True) if f % stride == 0]
+        hits = sum(1 for f, b in grid
+                   if f in by_frame and _iou(np.array([b]), np.array(by_frame[f])).max() >= 0.5)
+        counts[moved][0] += bool(grid) and hits >= 0.5 * len(grid)
+        counts[moved][1] += 1
+    return (*counts[True], *counts[False])
+
+
+def same_segments(a: dict | None, b: dict | None, tol: float = 1.0) -> bool:
+    if a is None or b is None:
+        return a is b
+    if len(a["segments"]) != len(b["segments"]):
+        return False
+    return all(abs(x[0] - y[0]) <= tol and abs(x[1] - y[1]) <= tol
+               for x, y in zip(a["segments"], b["segments"], strict=True))
+
+
+def row(result: dict, reference: dict) -> str:
+    rtf = result["duration_s"] / result["wall_s"]
+    found, n_ref, still_found, n_still = found_share(reference, result)
+    share = f"{found / n_ref:.0%} of {n_ref}" if n_ref else "-"
+    if n_still:
+        share += f" (+ {still_found} of {n_still} never moving)"
+    stages = result["stages"]
+    total = sum(stages.values()) or 1.0
+    stage_text = " ".join(f"{k[:3]} {v / total:.0%}" for k, v in stages.items())
+    q = result["query"]
+    query = "none"
+    if q is not None:
+        same = " (same)" if same_segments(q, reference["query"]) else " (DIFFERENT)"
+        query = f"{q['score']:.2f}: " + ", ".join(f"{s:g}-{e:g}" for s, e in q["segments"]) + same
+    shown = f"{result['detected']}/{result['processed']}"
+    speed = result["frames"] / result["wall_s"]
+    return (f"| {result['config']} | {result['precision']} | {result['stride']} | {shown} "
+            f"| {result['wall_s']:.0f} | {'-'.join(map(str, result.get('load', ['?'])))} "
+            f"| **{rtf:.1f}x** | {speed:.0f} | {stage_text} "
+            f"| {len(result['tracks'])} | {share} | {query} |")
+
+
+HEADER = ("| run | precision | stride | frames detected / processed | wall s | load | real time "
+          "| video frames/s | time per stage | tracks | moving reference tracks found "
+          "| sample query: best hit, segments (s) |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+# --------------------------------------------------------------------------- detector alone, workers
+
+
+def detector_alone(frames: int = 12) -> str:
+    import cv2
+
+    from core.detection import YoloOnnxDetector
+    from core.models.derived import find_derived
+
+    int8 = find_derived(DETECTOR, "int8")
+    if int8 is None:
+        return "detector alone: no int8 model made yet (python -m core.models fetch)"
+    cap = cv2.VideoCapture(str(VIDEOS["vtest"]))
+    images = [cap.read()[1] for _ in range(frames)]
+    per = {}
+    for label, path in (("fp32", DETECTOR), ("int8", int8.path)):
+        det = YoloOnnxDetector(path, person_classes=("Normal", "Fall"), device="cpu")
+        det.detect(images[:1])
         t0 = time.perf_counter()
-        rec = link_run(engine.store, run.id)
-        times.append(time.perf_counter() - t0)
-    link = float(np.median(times))
-    print(f"linking {run.tracks_done} tracks into {rec.people} people: median {link * 1000:.0f} ms "
-          f"(reading tracks and embeddings, merging, writing) = {link / index_wall:.2%} of the indexing "
-          "wall time")
+        for im in images:
+            det.detect([im])
+        per[label] = (time.perf_counter() - t0) / frames * 1000
+    return (f"detector alone on {frames} vtest frames (640x480 input): fp32 {per['fp32']:.0f} ms/frame, "
+            f"int8 {per['int8']:.0f} ms/frame: int8 is {per['fp32'] / per['int8']:.2f}x faster on this CPU")
 
 
-def bench_detector_sizes(engine, args) -> None:
-    from core.video import open_source
+def workers_compare(videos: list[Path], work: Path, counts: tuple[int, ...]) -> list[str]:
+    lines = []
+    duration = 0.0
+    for n in counts:
+        folder = work / f"workers_{n}"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        code = ("import sys, time; from core.engine import Engine\n"
+                f"e = Engine({str(folder / 'library.sqlite')!r}, detector={str(DETECTOR)!r}, "
+                f"reid={str(REID)!r}, device='cpu', workers={n})\n"
+                "t0 = time.perf_counter(); ev = list(e.index_many(sys.argv[1:]))\n"
+                "print(time.perf_counter() - t0)\n"
+                "print(sum(r.tracks_done for r in e.store.list_runs()))\n")
+        out = subprocess.run([sys.executable, "-c", code, *map(str, videos)], capture_output=True, text=True,
+                             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True).stdout.split()
+        wall, tracks = float(out[-2]), int(out[-1])
+        if not duration:
+            import cv2
 
-    det = engine.detector
-    with open_source(args.video) as src:
-        frames = [f.image for f in src.iter_frames(stride=40)][:12]
-    print(f"\n== detector alone on {len(frames)} frames of {args.video.name} "
-          f"({frames[0].shape[1]}x{frames[0].shape[0]}), batch 4")
-    original = det.imgsz
-    base_counts = None
-    try:
-        for size in args.imgsz_probe:
-            det.imgsz = (size, size)
-            det.detect(frames[:4])  # warm-up
-            t0 = time.perf_counter()
-            out = []
-            for i in range(0, len(frames), 4):
-                out += det.detect(frames[i:i + 4])
-            per = (time.perf_counter() - t0) / len(frames)
-            n = np.array([len(d) for d in out])
-            if base_counts is None:
-                base_counts = n
-            h, w = det._batch_shape([frames[0].shape[:2]])
-            share = n.sum() / base_counts.sum()
-            print(f"imgsz {size}: input {w}x{h}, {per * 1000:.0f} ms/frame -> stride-2 real-time factor "
-                  f"bound {2 / (per * 10):.2f} at 10 fps; people found {n.sum()} ({share:.0%} of imgsz "
-                  f"{args.imgsz_probe[0]})")
-    finally:
-        det.imgsz = original
-
-
-def bench_faiss(sizes: list[int], dim: int = 512, k: int = 1600, repeats: int = 20,
-                alternatives: bool = True) -> None:
-    import faiss
-
-    print(f"\n== FAISS exact search (IndexFlatIP, D={dim}, k={k}, {faiss.omp_get_max_threads()} threads), "
-          f"median of {repeats} single queries")
-    rng = np.random.default_rng(0)
-    for n in sizes:
-        xb = np.empty((n, dim), np.float32)
-        for i in range(0, n, 100_000):  # generate in chunks to bound the float64 temporaries
-            part = rng.standard_normal((min(100_000, n - i), dim), dtype=np.float32)
-            xb[i:i + len(part)] = part / np.linalg.norm(part, axis=1, keepdims=True)
-        index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-        t0 = time.perf_counter()
-        index.add_with_ids(xb, np.arange(n, dtype=np.int64))
-        build = time.perf_counter() - t0
-        q = rng.standard_normal((repeats + 2, dim), dtype=np.float32)
-        q /= np.linalg.norm(q, axis=1, keepdims=True)
-        times = []
-        for i in range(repeats + 2):
-            t0 = time.perf_counter()
-            index.search(q[i:i + 1], min(k, n))
-            times.append(time.perf_counter() - t0)
-        times = np.array(times[2:]) * 1000
-        print(f"n={n:>9,d}: median {np.median(times):7.1f} ms, p90 {np.percentile(times, 90):7.1f} ms "
-              f"(add {build:.2f} s, {xb.nbytes / 2**20:.0f} MiB of vectors)")
-        if n == max(sizes) and alternatives:
-            _alternatives(index, xb, q[2:], k, repeats)
-        del index, xb
-
-
-def _timed(index, q: np.ndarray, k: int) -> tuple[float, np.ndarray]:
-    index.search(q[:1], k)
-    times, ids = [], []
-    for i in range(len(q)):
-        t0 = time.perf_counter()
-        ids.append(index.search(q[i:i + 1], k)[1][0])
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times) * 1000), np.stack(ids)
-
-
-def _alternatives(exact, xb: np.ndarray, q: np.ndarray, k: int, repeats: int) -> None:
-    """Faster index kinds at the largest size, with their recall of the exact top 100."""
-    import faiss
-
-    n, dim = xb.shape
-    _, truth = exact.search(q, 100)
-    print(f"   alternatives at n={n:,d} (recall = share of the exact top 100 found; random vectors have no "
-          "clusters, the worst case for IVF):")
-    for k_try in (200,):
-        ms, _ = _timed(exact, q, k_try)
-        print(f"   flat, k={k_try}: median {ms:.1f} ms")
-    sq = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
-    sq.train(xb[:1000])
-    sq.add(xb)
-    ms, ids = _timed(sq, q, k)
-    recall = np.mean([len(set(a[:100]) & set(b)) / 100 for a, b in zip(ids, truth, strict=True)])
-    print(f"   flat float16 (IndexScalarQuantizer fp16, core.index kind 'flat16'), k={k}: "
-          f"median {ms:.1f} ms, recall {recall:.3f}")
-    del sq
-    nlist = int(round(np.sqrt(n)))
-    quant = faiss.IndexFlatIP(dim)
-    ivf = faiss.IndexIVFFlat(quant, dim, nlist, faiss.METRIC_INNER_PRODUCT)
-    t0 = time.perf_counter()
-    ivf.train(xb[np.random.default_rng(1).choice(n, min(n, 64 * nlist), replace=False)])
-    ivf.add(xb)
-    build = time.perf_counter() - t0
-    for nprobe in (16, 64):
-        ivf.nprobe = nprobe
-        ms, ids = _timed(ivf, q, k)
-        recall = np.mean([len(set(a[:100]) & set(b)) / 100 for a, b in zip(ids, truth, strict=True)])
-        print(f"   IVF flat nlist={nlist}, nprobe={nprobe} (core.index kind 'ivf'), k={k}: "
-              f"median {ms:.1f} ms, recall {recall:.3f} (train+add {build:.0f} s)")
-
-
-def bench_engine_search(engine, video, args) -> None:
-    from core import search as search_mod
-    from core.video import open_source
-
-    with open_source(args.video) as src:
-        frame = src.read(min(52, video.frame_count - 1)).image
-    run = engine.run_for(video).run
-    seen = engine.store.sightings_in_frame(run.id, 52)
-    crop = frame
-    if len(seen):
-        x1, y1, x2, y2 = (int(v) for v in seen.boxes[0])
-        crop = np.ascontiguousarray(frame[y1:y2, x1:x2])
-    t0 = time.perf_counter()
-    engine.faiss_index.refresh()
-    print(f"\n== Engine.search on the indexed video ({engine.faiss_index.ntotal} embeddings; FAISS index "
-          f"{engine.faiss_index.last_action} in {(time.perf_counter() - t0) * 1000:.0f} ms)")
-    for label, photo in (("person crop", crop), ("whole frame", frame)):
-        engine.search([photo])  # warm-up (first detector call at this input size)
-        totals, embeds = [], []
-        for _ in range(5):
-            t0 = time.perf_counter()
-            engine.search([photo])
-            totals.append(time.perf_counter() - t0)
-            target = search_mod.SearchTarget(run.id, video, args.stride)
-            raw = search_mod.search([photo], store=engine.store, index=engine.faiss_index,
-                                    detector=engine.detector, embedder=engine.embedder, targets=[target])
-            embeds.append(raw.embed_s)
-        total, emb = float(np.median(totals)), float(np.median(embeds))
-        print(f"{label}: Engine.search median {total * 1000:.0f} ms = photo detection+embedding "
-              f"{emb * 1000:.0f} ms + search and storing {max(total - emb, 0) * 1000:.0f} ms")
-    bench_scoring(engine, run, video, crop, args)
-    t0 = time.perf_counter()
-    q = engine.queries()[0].id
-    engine.load_query(q)
-    print(f"load_query (reopen a stored search): {(time.perf_counter() - t0) * 1000:.1f} ms")
-
-
-def bench_scoring(engine, run, video, crop: np.ndarray, args) -> None:
-    """The search step alone, side by side: plain (one pass, one hit per track, as before people) against the
-    shipped scoring (expansion: two passes; one hit per person); then refine and find-similar."""
-    from core import search as search_mod
-    from core.ranking import NO_EXPANSION
-    from core.search import embed_query
-
-    query, _ = embed_query([crop], engine.detector, engine.embedder)
-    target = [search_mod.SearchTarget(run.id, video, args.stride)]
-
-    def median_ms(fn, n: int = 7) -> float:
-        fn()
-        times = []
-        for _ in range(n):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        return float(np.median(times) * 1000)
-
-    plain = median_ms(lambda: search_mod.search_runs(engine.store, engine.faiss_index, query, target,
-                                                     expansion=NO_EXPANSION, people=False))
-    shipped = median_ms(lambda: search_mod.search_runs(engine.store, engine.faiss_index, query, target))
-    print(f"search step (query vector -> hits, not stored): plain {plain:.0f} ms, shipped (expansion + "
-          f"people) {shipped:.0f} ms: ratio {shipped / max(plain, 1e-9):.2f}")
-    result = engine.search([crop])
-    hits = result.hits
-    refine = median_ms(lambda: engine.refine(result.query_id, confirm=[hits[0]], reject=[hits[-1]]), n=3)
-    like = median_ms(lambda: engine.search_like(video.id, hits[0].track_id), n=3)
-    print(f"refine (confirm one hit, reject another, re-rank, store): {refine:.0f} ms; "
-          f"search_like (find similar from a hit): {like:.0f} ms")
+            for v in videos:
+                cap = cv2.VideoCapture(str(v))
+                duration += cap.get(cv2.CAP_PROP_FRAME_COUNT) / cap.get(cv2.CAP_PROP_FPS)
+        lines.append(f"| {n} | {wall:.0f} | **{duration / wall:.1f}x** | {tracks} |")
+    return lines
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("video", nargs="?", type=Path, default=SHARED / "video" / "vtest.avi")
-    ap.add_argument("--stride", type=int, default=2)
-    ap.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
-    ap.add_argument("--detector", type=Path, default=SHARED / "models" / "yolov8s_people_normal_fall.onnx")
-    ap.add_argument("--reid", type=Path, default=SHARED / "models" / "osnet_x0_25_msmt17.onnx")
-    ap.add_argument("--sizes", type=float, nargs="+", default=[1e4, 1e5, 1e6])
-    ap.add_argument("--imgsz-probe", type=int, nargs="+", default=[640, 480, 416, 320])
-    ap.add_argument("--db", type=Path, help="library to use (default: fresh temporary)")
+    ap.add_argument("--videos", type=Path, default=Path("/tmp/reid-benchmark"),
+                    help="benchmark videos folder")
+    ap.add_argument("--work", type=Path, help="libraries and cached results (default: VIDEOS/work)")
+    ap.add_argument("--only", nargs="+", choices=sorted(VIDEOS), default=list(VIDEOS))
+    ap.add_argument("--no-rates", action="store_true", help="skip the rate sweep on vtest")
+    ap.add_argument("--no-workers", action="store_true", help="skip the 1 vs N worker processes comparison")
+    ap.add_argument("--workers", type=int, default=2, help="N of the comparison (default: 2)")
+    ap.add_argument("--fresh", action="store_true", help="measure every configuration again")
+    ap.add_argument("--configs", nargs="+", metavar="NAME",
+                    help="only these configurations (e.g. reference, to run the slow references first)")
     args = ap.parse_args()
-    if not args.video.exists():
-        print(f"error: {args.video}: not found", file=sys.stderr)
-        return 1
-    with tempfile.TemporaryDirectory() as tmp:
-        db = args.db or Path(tmp) / "bench.sqlite"
-        engine, video = bench_index(args, db)
-        bench_engine_search(engine, video, args)
-        bench_detector_sizes(engine, args)
-        engine.close()
-    bench_faiss([int(n) for n in args.sizes])
-    print(f"\npeak RSS of the whole run {peak_rss_mb():.0f} MiB")
+    work = args.work or args.videos / "work"
+    paths = {k: (v if v.is_absolute() else args.videos / v) for k, v in VIDEOS.items()}
+    if not all(paths[k].is_file() for k in args.only):
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "make_benchmark_videos.py"), "--out",
+                        str(args.videos)], check=True)
+    print(f"machine: {machine()}")
+    print(detector_alone())
+    from core.index_settings import IndexSettings
+
+    for key in args.only:
+        video = paths[key]
+        import cv2
+
+        fps = cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FPS)
+        same = IndexSettings().stride_for(fps) == 2  # time sampling is stride 2 here: no separate row
+        chosen = [c for c in configs() if not (same and c.name == "int8 rate")
+                  and not (key == "empty" and c.name == "fp32 stride 2")  # 3000 fp32 frames: see (a), (b)
+                  and (args.configs is None or c.name in args.configs)]
+        results = [run_config(video, c, work, args.fresh) for c in chosen]
+        if args.configs is not None:
+            continue
+        if not args.no_rates and key == "vtest":
+            results += [run_config(video, Config(f"default, {r:g}/s", "int8", None, r, True), work,
+                                   args.fresh) for r in SWEEP_RATES]
+        reference = results[0]
+        print(f"\n### {video.name}: {reference['duration_s']:.1f} s at {reference['fps']:g} fps "
+              f"(target >= {TARGETS[key]:g}x real time)\n")
+        print(HEADER)
+        for result in results:
+            print(row(result, reference))
+    if not args.no_workers:
+        videos = [paths[k] for k in args.only]
+        print(f"\n### {len(videos)} videos in one library, default settings\n")
+        print("| worker processes | wall s | real time | tracks |\n|---|---|---|---|")
+        for line in workers_compare(videos, work, (1, args.workers)):
+            print(line)
+    print(f"\nmachine at the end: {machine()}")
     return 0
 
 

@@ -32,6 +32,7 @@ from tqdm import tqdm
 from core import paths
 from core.errors import ModelError
 from core.fileio import sha256_file
+from core.models.derived import DerivedModel, load_derived
 from core.models.manifest import ModelEntry
 
 EXPORT_SCRIPT = (
@@ -193,3 +194,27 @@ def verify(entry: ModelEntry) -> Outcome:
     except ModelError as exc:
         return Outcome(entry, "failed", str(exc))
     return Outcome(entry, "ok", f"{entry.path} loads as a {entry.task} model ({model.provider})")
+
+
+def verify_derived(folder: Path | None = None) -> list[tuple[DerivedModel, str, str]]:
+    """Check every recorded derived model: its file has the recorded sha256 and loads as a detector.
+
+    Returns:
+        ``(model, status, message)`` per record; status ``ok``, ``missing`` or ``failed``.
+    """
+    from core.onnx_model import load_session
+
+    out = []
+    for made in load_derived(folder):
+        if not made.path.is_file():
+            out.append((made, "missing", f"{made.path} is not there (python -m core.models fetch makes it)"))
+        elif sha256_file(made.path) != made.sha256:
+            out.append((made, "failed", f"{made.path}: sha256 differs from the {made.sha256} recorded when it "
+                                        "was made"))
+        else:
+            try:
+                model = load_session(made.path, device="cpu", expect="detect")
+                out.append((made, "ok", f"{made.path} loads as a {made.precision} detector ({model.provider})"))
+            except ModelError as exc:
+                out.append((made, "failed", str(exc)))
+    return out

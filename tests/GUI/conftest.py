@@ -148,8 +148,10 @@ class IndexedSession:
 
 @pytest.fixture(scope="session")
 def model_settings(detector_model_path, reid_model_path) -> AppSettings:
-    """Settings naming the shared real models (so tests do not depend on what models/ holds)."""
-    return AppSettings(detector=str(detector_model_path), reid=str(reid_model_path), device="cpu")
+    """Settings naming the shared real models (so tests do not depend on what models/ holds), float32
+    and every 2nd frame: the settings these tests' expectations were measured with."""
+    return AppSettings(detector=str(detector_model_path), reid=str(reid_model_path), device="cpu",
+                       precision="fp32", sampling="stride", stride=2)
 
 
 @pytest.fixture(scope="session")

@@ -272,9 +272,12 @@ def test_settings_name_what_is_in_use_and_say_what_a_change_does(make_window, in
     for combo in (dialog.detector, dialog.reid):
         assert combo.itemText(0).startswith("Default: ") and ".onnx)" in combo.itemText(0)
     assert "again" in dialog.consequence.text()
-    dialog.stride.setValue(w.settings.stride + 1)
-    assert dialog.consequence.text().startswith("A new detector or stride: the video indexed so far is "
-                                                "indexed again")
+    if w.settings.sampling == "stride":
+        dialog.stride.setValue(w.settings.stride + 1)
+    else:
+        dialog.rate.setValue(w.settings.rate + 1)
+    assert dialog.consequence.text().startswith("A new detector, precision or choice of frames: the video "
+                                                "indexed so far is indexed again")
     dialog.reject()
 
 

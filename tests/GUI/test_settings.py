@@ -66,3 +66,48 @@ def test_geometry_round_trip(tmp_path):
     again = _settings_store(tmp_path / "s.ini")
     assert bytes(again.geometry()) == b"\x01\x02geometry"
     assert bytes(again.window_state()) == b"state"
+
+
+def test_indexing_settings_validation_and_engine_arguments():
+    s = AppSettings()
+    assert (s.precision, s.sampling, s.rate, s.motion_gate) == ("auto", "rate", 5.0, True)
+    assert s.engine_kwargs() == {"device": "auto", "precision": "auto", "stride": None, "rate": 5.0,
+                                 "motion_gate": True}
+    odd = AppSettings(precision="int4", sampling="sometimes", rate="fast", motion_gate="false",
+                      device="gpu")
+    assert (odd.precision, odd.sampling, odd.rate, odd.motion_gate) == ("auto", "rate", 5.0, False)
+    assert AppSettings(rate=1000).rate == 30.0 and AppSettings(rate=0).rate == 0.5
+    fixed = AppSettings(sampling="stride", stride=3, precision="fp32", device="gpu")
+    assert fixed.engine_kwargs() == {"device": "cuda", "precision": "fp32", "stride": 3, "rate": None,
+                                     "motion_gate": True}
+    assert fixed.engine_key() != AppSettings(sampling="stride", stride=3).engine_key()
+
+
+def test_indexing_settings_round_trip_and_migration(tmp_path):
+    s = AppSettings(precision="int8", sampling="stride", stride=5, rate=2.5, motion_gate=False)
+    _settings_store(tmp_path / "s.ini").save(s)
+    assert _settings_store(tmp_path / "s.ini").load() == s
+    # version 1 had only a stride: a chosen one (not the old default 2) keeps sampling by frames
+    assert AppSettings.from_dict({"schema_version": 1, "stride": "3"}).sampling == "stride"
+    assert AppSettings.from_dict({"schema_version": 1, "stride": "2"}).sampling == "rate"
+
+
+def test_settings_dialog_edits_precision_sampling_and_gate(qtbot):
+    from GUI.settings_dialog import SettingsDialog
+
+    dialog = SettingsDialog(AppSettings())
+    qtbot.addWidget(dialog)
+    dialog.show()
+    assert dialog.rate.isVisible() and not dialog.stride.isVisible()  # by time: the rate is edited
+    dialog.precision.setCurrentIndex(dialog.precision.findData("fp32"))
+    dialog.rate.setValue(2.5)
+    dialog.motion_gate.setChecked(False)
+    edited = dialog.result_settings()
+    assert (edited.precision, edited.sampling, edited.rate) == ("fp32", "rate", 2.5)
+    assert not edited.motion_gate
+    dialog.sampling.setCurrentIndex(dialog.sampling.findData("stride"))
+    assert dialog.stride.isVisible() and not dialog.rate.isVisible()
+    dialog.stride.setValue(4)
+    edited = dialog.result_settings()
+    assert (edited.sampling, edited.stride) == ("stride", 4)
+    assert edited.engine_kwargs()["stride"] == 4 and edited.engine_kwargs()["rate"] is None

@@ -101,7 +101,7 @@ def test_index_prints_progress_and_a_summary(library):
 def test_index_again_is_a_no_op(library, models_env):
     db, clip, _ = library
     before = counts(db)
-    proc = run_cli("index", clip, "--db", db, env_extra=models_env)
+    proc = run_cli("index", clip, "--db", db, "--stride", 2, env_extra=models_env)
     assert proc.returncode == 0 and "already indexed" in proc.stdout
     assert counts(db) == before
 

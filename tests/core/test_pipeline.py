@@ -32,6 +32,7 @@ from core.pipeline import IndexSettings, _LiveTrack, crop_quality, index_video, 
 from core.reid import OnnxEmbedder
 from core.store import Store
 from core.tracking import ByteTracker
+from tests.core.library_checks import assert_consistent, assert_same_result, snapshot
 from tests.realdata import cut_clip
 
 CLIP_FRAMES = 120
@@ -79,56 +80,6 @@ def reference(tmp_path_factory, clip, models):
     wall = time.perf_counter() - t0
     (run,) = st.list_runs()
     return st, run, progress, wall
-
-
-def snapshot(st: Store, run_id: int) -> dict:
-    """Everything a run wrote, keyed by track id, comparable between databases."""
-    out = {}
-    emb = st.embedding_rows([run_id])
-    for t in st.tracks(run_id):
-        s = st.sightings(t.pk)
-        mine = emb.track_pks == t.pk
-        out[t.track_id] = {
-            "meta": (t.first_frame, t.last_frame, t.first_s, t.last_s, t.n_sightings),
-            "frames": s.frames, "boxes": s.boxes, "scores": s.scores, "times": s.times_s,
-            "emb_frames": emb.frames[mine], "quality": emb.quality[mine], "vectors": emb.vectors[mine],
-        }
-    return out
-
-
-def assert_same_result(a: dict, b: dict) -> None:
-    assert sorted(a) == sorted(b)
-    for tid in a:
-        x, y = a[tid], b[tid]
-        assert x["meta"] == y["meta"], tid
-        np.testing.assert_array_equal(x["frames"], y["frames"])
-        np.testing.assert_array_equal(x["boxes"], y["boxes"])
-        np.testing.assert_array_equal(x["scores"], y["scores"])
-        np.testing.assert_array_equal(x["times"], y["times"])
-        np.testing.assert_array_equal(x["emb_frames"], y["emb_frames"])
-        np.testing.assert_allclose(x["quality"], y["quality"], atol=1e-6)
-        np.testing.assert_allclose(x["vectors"], y["vectors"], atol=1e-6)
-
-
-def assert_consistent(db: Path) -> None:
-    """integrity_check ok, and no track lacks sightings or embeddings or disagrees with them."""
-    con = sqlite3.connect(db)
-    try:
-        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        assert con.execute("PRAGMA foreign_key_check").fetchall() == []
-        bad = con.execute("""
-            SELECT t.id FROM tracks t
-            WHERE (SELECT COUNT(*) FROM sightings s WHERE s.track_pk = t.id) != t.n_sightings
-               OR (SELECT MIN(frame) FROM sightings s WHERE s.track_pk = t.id) != t.first_frame
-               OR (SELECT MAX(frame) FROM sightings s WHERE s.track_pk = t.id) != t.last_frame
-               OR NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.track_pk = t.id)""").fetchall()
-        assert bad == []
-        runs = con.execute("SELECT id, tracks_done FROM index_runs").fetchall()
-        for run_id, tracks_done in runs:
-            count = con.execute("SELECT COUNT(*) FROM tracks WHERE run_id = ?", (run_id,)).fetchone()[0]
-            assert count == tracks_done
-    finally:
-        con.close()
 
 
 # --------------------------------------------------------------------------- pure logic (no models)
