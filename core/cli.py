@@ -9,6 +9,7 @@
                           [--json OUT] [--detector FILE] [--reid FILE] [--device ...]
     python -m core list [--db PATH]
     python -m core show QUERY_ID [--db PATH] [--threshold T] [--top K] [--json OUT]
+    python -m core repair [--db PATH]
 
 ``VIDEO`` is a video file, a folder of images (one image sequence), or a folder of
 videos. A folder is a folder of videos when it holds at least one file with a video
@@ -27,7 +28,9 @@ kept, so the run still resumes).
 
 Every command is a thin caller of the engine's use cases: ``index`` runs
 :meth:`core.engine.Engine.index_many`, ``search`` :meth:`~core.engine.Engine.search`,
-``list`` and ``show`` the model-free :class:`core.library.Library`.
+``list`` and ``show`` the model-free :class:`core.library.Library`, ``repair``
+:func:`core.repair.repair_library` (a damaged library is replaced by what can be saved of
+it; the damaged file is kept beside it).
 """
 
 from __future__ import annotations
@@ -277,6 +280,30 @@ def cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_repair(args: argparse.Namespace) -> int:
+    """Check the library and, when it is damaged, replace it by what can be saved of it."""
+    from core.repair import repair_library
+
+    report = repair_library(args.db, progress=lambda line: print(f"  {line}", file=sys.stderr))
+    if report.salvage is None:
+        print(f"{report.library}: not damaged (SQLite's quick check found nothing); nothing to repair.")
+        return EXIT_OK
+    print(f"{report.library} was damaged ({report.problems[0]}); saved what was readable into a new "
+          "library under the same name:")
+    rows = [("table", "saved", "of", "share")]
+    for t in report.salvage.tables:
+        of = t.counted if t.counted is not None else t.read + t.unreadable
+        share = f"{100.0 * t.kept / of:.1f} %" if of else "-"
+        rows.append((t.name, str(t.kept), str(of), share))
+    _print_rows(rows)
+    damaged = report.salvage.runs_damaged
+    print(f"{plural(len(report.salvage.runs_intact), 'indexing run')} intact; "
+          + (f"{plural(len(damaged), 'run')} lost tracks (run {', '.join(map(str, damaged))}): "
+             "index those videos again to get them back." if damaged else "none lost tracks."))
+    print(f"the damaged file is kept as {report.kept}")
+    return EXIT_OK
+
+
 def _print_rows(rows: list[tuple[str, ...]]) -> None:
     if len(rows) == 1:
         return
@@ -344,6 +371,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list indexed videos and saved queries")
     common(p, models=False)
     p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("repair", help="save what is readable of a damaged library",
+                       description="Check the library; when it is damaged, save every readable row into "
+                                   "a new library under the same name and keep the damaged file beside it.")
+    common(p, models=False)
+    p.set_defaults(func=cmd_repair)
 
     p = sub.add_parser("show", help="show a saved query's hits")
     p.add_argument("query_id", type=int, metavar="QUERY_ID")
