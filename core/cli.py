@@ -183,6 +183,8 @@ def cmd_index(args: argparse.Namespace) -> int:
             if isinstance(event, IndexStarted):
                 current = event.video_path
             elif isinstance(event, IndexProgress):
+                if event.note:
+                    print(f"note: {event.note}", file=sys.stderr)
                 bars.show(event)
             else:
                 bars.close()
@@ -227,7 +229,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         result = engine.search(args.query, videos=args.video, threshold=args.threshold,
                                top_k=max(args.top, 200))
     where = plural(len(args.video), "video") if args.video else "all indexed videos"
-    header = f"query {result.query_id}: {plural(len(args.query), 'photo')}, {where}, {result.elapsed_s:.2f} s"
+    saved = f"query {result.query_id}" if result.query_id is not None else "search (not saved)"
+    header = f"{saved}: {plural(len(args.query), 'photo')}, {where}, {result.elapsed_s:.2f} s"
     _print_result(result, args, header)
     return EXIT_OK
 

@@ -197,7 +197,8 @@ class Engine(Library):
             top_k: Most tracks returned.
 
         Returns:
-            The stored search's result.
+            The stored search's result (in a read-only library: the result, not stored, with
+            ``query_id`` ``None`` and a note saying so).
 
         Raises:
             QueryError: A photo is unreadable or shows no person.
@@ -243,9 +244,14 @@ class Engine(Library):
                                 embedder=self.embedder, targets=targets, top_k=int(top_k))
         notes = [p.note for p in raw.photos] + notes
         labels = [p.label for p in raw.photos]
-        query_id = self.store.save_query(photos=labels, video_ids=[t.video.id for t in targets],
-                                         threshold=threshold, reid_sha256=self.reid_sha256, hits=raw.hits,
-                                         notes=notes)
+        query_id: int | None = None
+        if self.store.writable:
+            query_id = self.store.save_query(photos=labels, video_ids=[t.video.id for t in targets],
+                                             threshold=threshold, reid_sha256=self.reid_sha256,
+                                             hits=raw.hits, notes=notes)
+        else:
+            notes.append(f"this search was not saved: the library {self.db_path} is read-only "
+                         f"({self.store.read_only_reason}).")
         return SearchResult(query_id=query_id, hits=tuple(h for _, h in raw.hits), threshold=threshold,
                             notes=tuple(notes), elapsed_s=time.perf_counter() - t0, photos=tuple(labels))
 

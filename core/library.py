@@ -98,7 +98,7 @@ class SearchResult:
     """Result of a search (new or reopened).
 
     Attributes:
-        query_id: Id of the stored query.
+        query_id: Id of the stored query (``None``: not stored, the library is read-only).
         hits: Best first; every candidate track with score >= ``core.search.SCORE_FLOOR``, so a
             threshold slider can re-filter without searching again.
         threshold: The threshold asked for.
@@ -108,7 +108,7 @@ class SearchResult:
         created: ISO time the search was made.
     """
 
-    query_id: int
+    query_id: int | None
     hits: tuple[Hit, ...]
     threshold: float
     notes: tuple[str, ...]

@@ -189,6 +189,8 @@ class IndexProgress:
         skipped: True when the video was already indexed with these models and settings.
         warning: On the last item, a sentence about the video itself when it needs one
             (a truncated file: how many frames decoded of those its header claims).
+        note: On the first item of a run that had to start again instead of resuming, a
+            sentence saying why (its saved progress was unreadable or from another version).
     """
 
     video_path: str
@@ -201,6 +203,7 @@ class IndexProgress:
     done: bool = False
     skipped: bool = False
     warning: str | None = None
+    note: str | None = None
 
 
 @dataclass(frozen=True)
