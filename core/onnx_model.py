@@ -94,8 +94,15 @@ class OnnxModel:
 
         Returns:
             The first output, e.g. ``(B, D)`` for a ReID model.
+
+        Raises:
+            ModelError: ONNX Runtime failed (a broken model: shapes or weights that do not fit).
         """
-        return self.session.run(self.output_names[:1], {self.input_name: batch})[0]
+        try:
+            return self.session.run(self.output_names[:1], {self.input_name: batch})[0]
+        except Exception as exc:  # onnxruntime raises its own types (Fail, InvalidArgument, ...)
+            raise ModelError(f"{self.path} failed to run on a {list(batch.shape)} batch: "
+                             f"{_ort_reason(exc, self.path)}.") from None
 
     def run_batched(self, batch: np.ndarray, max_batch: int) -> np.ndarray:
         """Run ``batch`` in chunks of at most ``max_batch`` (or of the model's fixed batch size).
@@ -164,6 +171,14 @@ def _kind_of(input_shape: tuple[Dim, ...], output_shape: tuple[Dim, ...],
     return None
 
 
+def _ort_reason(exc: BaseException, path: Path) -> str:
+    """ONNX Runtime's message as a short clause (first line, without its prefix and the path)."""
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    reason = re.sub(r"^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*", "", reason)
+    reason = reason.replace(f"Load model from {path} failed:", "").strip().rstrip(".")
+    return reason if len(reason) <= 200 else reason[:197] + "..."
+
+
 def load_session(path: str | os.PathLike[str], *, device: str = "auto", expect: str | None = None,
                  threads: int | None = None) -> OnnxModel:
     """Open an ONNX model with ONNX Runtime and check what kind of model it is.
@@ -198,13 +213,9 @@ def load_session(path: str | os.PathLike[str], *, device: str = "auto", expect: 
     try:
         session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
     except Exception as exc:  # onnxruntime raises several unrelated types (InvalidProtobuf, Fail, ...)
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        reason = re.sub(r"^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*", "", reason)
-        reason = reason.replace(f"Load model from {path} failed:", "").strip().rstrip(".")
+        reason = _ort_reason(exc, path)
         if "protobuf" in reason.lower():
             reason = "it is not a readable ONNX protobuf file"
-        elif len(reason) > 200:
-            reason = reason[:197] + "..."
         raise ModelError(f"{path} is not a usable ONNX model: {reason}.") from None
 
     inputs = session.get_inputs()
