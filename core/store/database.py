@@ -32,9 +32,9 @@ from sqlalchemy import Connection, Engine, Row, Select, create_engine, event, ex
 from sqlalchemy.orm import Session
 
 from core.errors import ReadOnlyLibraryError, StoreError
-from core.store import health
+from core.store import health, migrations
 from core.store.access import sqlite_uri, write_block
-from core.store.migrations import SCHEMA_VERSION, current_version, migrate
+from core.store.migrations import current_version, migrate
 
 _D = TypeVar("_D", bound="Database")
 
@@ -222,20 +222,25 @@ class Database:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _migrate(self, target: int = SCHEMA_VERSION) -> None:
-        """Bring the schema to ``target`` in one transaction (tests add a step and use a higher target)."""
-        if self.read_only_reason is not None:
-            with self._engine.connect() as conn:
-                version = current_version(conn, self.path)
-            if version > SCHEMA_VERSION:
-                with self._engine.connect() as conn, conn.begin():
-                    migrate(conn, self.path, target)  # raises the "newer version" sentence
-            if version < target:
-                raise StoreError(
-                    f"{self.path} is read-only ({self.read_only_reason}) and was written by an older version "
-                    f"of ReID Video Search (library schema {version}, this version needs {target}), which "
-                    "cannot be upgraded in place; copy it to a writable folder and open the copy.")
+    def _migrate(self, target: int | None = None) -> None:
+        """Bring the schema to ``target`` (default: the latest) in one transaction.
+
+        A library already at ``target`` is only read (opening it never waits for a writer);
+        otherwise the steps run under the write lock, checked again inside it.
+        """
+        target = migrations.SCHEMA_VERSION if target is None else target
+        with self._engine.connect() as conn:
+            version = current_version(conn, self.path)
+        if version == target:
             return
+        if self.read_only_reason is not None:
+            if version > migrations.SCHEMA_VERSION:
+                with self._engine.connect() as conn:
+                    migrate(conn, self.path, target)  # raises the "newer version" sentence, writes nothing
+            raise StoreError(
+                f"{self.path} is read-only ({self.read_only_reason}) and was written by an older version "
+                f"of ReID Video Search (library schema {version}, this version needs {target}), which "
+                "cannot be upgraded in place; copy it to a writable folder and open the copy.")
         with self._write_engine.connect() as conn, conn.begin():
             migrate(conn, self.path, target)
 

@@ -37,10 +37,11 @@ from typing import Any
 from sqlalchemy import Float, Integer, LargeBinary, Table, Text, create_engine
 
 from core.errors import StoreError
+from core.store import migrations
 from core.store.access import sqlite_uri
 from core.store.database import Database
 from core.store.health import header_pages
-from core.store.migrations import SCHEMA_VERSION, migrate, now
+from core.store.migrations import migrate, now
 from core.store.tables import (
     Base,
     EmbeddingTable,
@@ -214,11 +215,12 @@ class _Reader:
 def _source_version(con: sqlite3.Connection) -> int:
     version = _scalar(con, f'SELECT max(version) FROM "{SchemaVersionTable.__tablename__}"')
     if version is None:
-        return SCHEMA_VERSION
-    if int(version) > SCHEMA_VERSION:
+        return migrations.SCHEMA_VERSION
+    if int(version) > migrations.SCHEMA_VERSION:
         raise StoreError("the damaged library was written by a newer version of ReID Video Search "
-                         f"(library schema {version}, this version knows up to {SCHEMA_VERSION}); repair it "
-                         "with that version, so that nothing it stores is lost.")
+                         f"(library schema {version}, this version knows up to "
+                         f"{migrations.SCHEMA_VERSION}); repair it with that version, so that nothing it "
+                         "stores is lost.")
     return int(version)
 
 

@@ -6,6 +6,8 @@
   then a no-op when it already holds vtest.avi with the same models and settings).
 * ``person_detector`` / ``reid_embedder``: the shared models, loaded once.
 * ``short_clip``: the first 60 frames (6 s) of ``vtest.avi`` as an mp4v file, for quick indexing.
+* ``fault_clips`` / ``fault_library``: three short vtest clips and, built on first use, a finished
+  library of each (indexed as the engine does, ``tests/core/faultlib.py``), for the fault tests.
 """
 
 from __future__ import annotations
@@ -87,3 +89,35 @@ def short_clip(tmp_path_factory, vtest_path) -> Path:
     """The first 60 frames (6 s at 10 fps) of vtest.avi written as mp4v."""
     return cut_clip(vtest_path, tmp_path_factory.mktemp("short_clip") / "vtest_6s.mp4", 0, SHORT_CLIP_FRAMES)
 
+
+
+FAULT_CLIPS = {"A": (0, 48), "B": (300, 24), "C": (500, 24)}
+"""Name -> (first frame, frames) of the fault tests' clips of vtest.avi."""
+
+
+@pytest.fixture(scope="session")
+def fault_clips(tmp_path_factory, vtest_path) -> dict[str, Path]:
+    """Three short clips of vtest.avi (mp4v): A (48 frames), B and C (24 frames each, other people)."""
+    folder = tmp_path_factory.mktemp("fault_clips")
+    return {name: cut_clip(vtest_path, folder / f"clip{name}.mp4", start, n)
+            for name, (start, n) in FAULT_CLIPS.items()}
+
+
+@pytest.fixture(scope="session")
+def fault_library(tmp_path_factory, fault_clips, person_detector, reid_embedder):
+    """``fault_library(name)``: a finished library of clip ``name`` alone (built once; copy it to change)."""
+    from core.store import Store
+    from tests.core.faultlib import index
+
+    built: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in built:
+            db = tmp_path_factory.mktemp(f"fault_ref_{name}") / "library.sqlite"
+            with Store(db) as store:
+                items = index(fault_clips[name], store, (person_detector, reid_embedder))
+                assert items[-1].done
+            built[name] = db
+        return built[name]
+
+    return get
