@@ -218,14 +218,19 @@ def load_session(path: str | os.PathLike[str], *, device: str = "auto", expect: 
             reason = "it is not a readable ONNX protobuf file"
         raise ModelError(f"{path} is not a usable ONNX model: {reason}.") from None
 
-    inputs = session.get_inputs()
-    outputs = session.get_outputs()
-    metadata = MappingProxyType(dict(session.get_modelmeta().custom_metadata_map))
+    try:  # names, dims and metadata are protobuf strings: a damaged file may hold invalid UTF-8
+        inputs = session.get_inputs()
+        outputs = session.get_outputs()
+        metadata = MappingProxyType(dict(session.get_modelmeta().custom_metadata_map))
+        input_shape = tuple(inputs[0].shape) if inputs else ()
+        output_shapes = tuple(tuple(o.shape) for o in outputs)
+        input_name, output_names = (inputs[0].name if inputs else ""), tuple(o.name for o in outputs)
+    except UnicodeDecodeError:
+        raise ModelError(f"{path} is not a usable ONNX model: its names or metadata are not UTF-8 text "
+                         "(a damaged file?).") from None
     if len(inputs) != 1 or not outputs:
         raise ModelError(f"{path} has {len(inputs)} inputs and {len(outputs)} outputs; an image model "
                          "needs exactly one image input [N, 3, H, W] and at least one output.")
-    input_shape = tuple(inputs[0].shape)
-    output_shapes = tuple(tuple(o.shape) for o in outputs)
     kind = _kind_of(input_shape, output_shapes[0], metadata)
     if kind is None or (expect is not None and kind != expect):
         what = _KIND_WORDS[kind] if kind else "neither a person detector nor a ReID model"
@@ -242,7 +247,7 @@ def load_session(path: str | os.PathLike[str], *, device: str = "auto", expect: 
     provider = session.get_providers()[0]
     if note is None and _CUDA in providers and provider != _CUDA:
         note = f"ONNX Runtime could not start {_CUDA} (CUDA/cuDNN libraries missing?); running on the CPU."
-    return OnnxModel(path=path, session=session, kind=kind, input_name=inputs[0].name,
-                     input_shape=input_shape, output_names=tuple(o.name for o in outputs),
+    return OnnxModel(path=path, session=session, kind=kind, input_name=input_name,
+                     input_shape=input_shape, output_names=output_names,
                      output_shapes=output_shapes, metadata=metadata, provider=provider,
                      fallback_note=note)
