@@ -7,6 +7,7 @@ Every test checks that what was stored is still there (or, for a damaged file, e
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -32,6 +33,7 @@ from tests.core.faultlib import (
     FAULT_SETTINGS,
     assert_consistent,
     assert_same_result,
+    child,
     child_env,
     copy_library,
     index,
@@ -341,3 +343,43 @@ def test_a_kill_during_a_migration_leaves_the_old_schema_working(tmp_path):
     with Store(db) as store:  # and the next open migrates it for real
         assert store.schema_version == SCHEMA_VERSION and store.get_run(1).tracks_done == 3
     shutil.rmtree(tmp_path / "old.sqlite.locks", ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- processes sharing a library
+
+
+def test_two_processes_index_while_a_third_searches(tmp_path, searched, fault_clips, fault_library, photos,
+                                                     detector_model_path, reid_model_path, models_env):
+    """Two indexers of different videos and a search, each its own process, on one library: every
+    result is what it would be alone, and what was stored before is untouched."""
+    db = copy_library(searched, tmp_path / "lib.sqlite")
+    search = ("search", "--query", photos[0], "--video", fault_clips["A"], "--db", db, "--device", "cpu",
+              "--threshold", "0.5")
+    alone = run_cli(*search, "--json", tmp_path / "alone.json", env_extra=models_env)
+    assert alone.returncode == 0, alone.stderr
+    indexers = [child(db, (detector_model_path, reid_model_path), fault_clips[name]) for name in "BC"]
+    try:
+        for proc in indexers:  # both have created their runs and are indexing
+            assert proc.stdout.readline().startswith("progress"), proc.stderr.read()[-2000:]
+        busy = [proc.poll() is None for proc in indexers]
+        during = run_cli(*search, "--json", tmp_path / "during.json", env_extra=models_env)
+        assert any(busy) and during.returncode == 0, during.stderr
+        for proc in indexers:
+            out, err = proc.communicate(timeout=600)
+            assert proc.returncode == 0, err[-2000:]
+    finally:
+        for proc in indexers:
+            if proc.poll() is None:
+                proc.kill()
+    hits = [json.loads((tmp_path / f"{when}.json").read_text()) for when in ("alone", "during")]
+    assert hits[0] and hits[1] == hits[0]
+    with Store(db) as store:
+        runs = {Path(store.get_video(r.video_id).path).name: r for r in store.list_runs()}
+        assert sorted(runs) == ["clipA.mp4", "clipB.mp4", "clipC.mp4"]
+        assert all(r.status == "done" for r in runs.values())
+        assert len(store.list_queries()) == 4  # the two saved before, and the two searches here
+        for name in "ABC":
+            with Store(fault_library(name)) as ref:
+                assert_same_result(snapshot(store, runs[f"clip{name}.mp4"].id),
+                                   snapshot(ref, ref.list_runs()[0].id))
+    assert_consistent(db)
