@@ -23,10 +23,12 @@ from GUI.settings import AppSettings
 from GUI.workers import (
     Job,
     JobRunner,
+    LibraryDamaged,
     export_images_body,
     index_and_search_body,
     library_body,
     load_engine_body,
+    repair_body,
     thumbnails_body,
 )
 
@@ -40,6 +42,7 @@ THUMB_JOB = "thumbnails"
 ENGINE_JOB = "load models"
 SAVE_JOB = "save images"
 LIBRARY_JOB = "library"
+REPAIR_JOB = "repair"
 
 
 def engine_factory(settings: AppSettings, db: Path) -> Callable[[], Engine]:
@@ -70,6 +73,8 @@ class Background(QObject):
     Signals:
         engineLoaded(object): The ``Engine`` is ready (:attr:`engine` is set).
         engineFailed(str): The engine could not be built (readable sentence).
+        libraryDamaged(str): The library file is damaged (the sentence offers Repair; see :meth:`repair`).
+        repaired(object): A ``core.repair.RepairReport``: the library was repaired (reload the engine).
         libraryLoaded(object): A ``GUI.workers.LibrarySnapshot`` of the database.
         progress(object): ``IndexProgress`` or ``Status`` of index + search or image saving.
         searchDone(object): The ``SearchResult``, a ``Status`` (index only) or ``Cancelled``.
@@ -82,6 +87,8 @@ class Background(QObject):
 
     engineLoaded = Signal(object)
     engineFailed = Signal(str)
+    libraryDamaged = Signal(str)
+    repaired = Signal(object)
     libraryLoaded = Signal(object)
     progress = Signal(object)
     searchDone = Signal(object)
@@ -134,7 +141,11 @@ class Background(QObject):
         self._pending.append(call)
 
     @Slot(object)
-    def _engine_loaded(self, engine: Engine) -> None:
+    def _engine_loaded(self, engine: Engine | LibraryDamaged) -> None:
+        if isinstance(engine, LibraryDamaged):
+            self._pending.clear()
+            self.libraryDamaged.emit(engine.text)
+            return
         if self._closing:
             engine.close()
             return
@@ -149,6 +160,17 @@ class Background(QObject):
     def _engine_failed(self, text: str) -> None:
         self._pending.clear()
         self.engineFailed.emit(text)
+
+    def repair(self, db: Path) -> bool:
+        """Repair the damaged library ``db`` on a worker (:attr:`repaired` follows); False if busy."""
+        if self.engine is not None or self.busy(REPAIR_JOB) or self.busy(ENGINE_JOB):
+            return False
+        job = self._job(REPAIR_JOB, repair_body(db))
+        job.progress.connect(self.progress)
+        job.result.connect(self.repaired)
+        job.error.connect(self.error)
+        self.runner.start(job)
+        return True
 
     def boxes_at(self, video: VideoInfo | None, frame_index: int) -> TrackedBoxes | None:
         """The tracked people of a library video at a frame (``None``: no engine, not indexed)."""

@@ -13,11 +13,14 @@ import functools
 import os
 import shutil
 import sqlite3
+import struct
 import subprocess
 import sys
 import textwrap
 import threading
 from pathlib import Path
+
+import numpy as np
 
 from core.models import entry_for_file
 from core.paths import REPO_ROOT
@@ -27,7 +30,7 @@ from core.tracking import DEFAULT_TRACKER, make_tracker
 from tests.core.test_pipeline import assert_consistent, assert_same_result, snapshot
 
 __all__ = ["FAULT_SETTINGS", "INDEX_CHILD", "assert_consistent", "assert_same_result", "child",
-           "copy_library", "counts", "index", "snapshot"]
+           "copy_library", "counts", "damage", "index", "snapshot", "used_pages"]
 
 FAULT_SETTINGS = IndexSettings(stride=2, det_batch=4, commit_every=8)
 """A checkpoint every 8 processed frames (16 video frames), so a 48-frame clip has several."""
@@ -99,3 +102,29 @@ def counts(db: Path) -> dict[str, int]:
         tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
                                             "AND name NOT LIKE 'sqlite_%'")]
         return {t: con.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0] for t in tables}
+
+
+def used_pages(db: Path) -> list[int]:
+    """Page numbers holding data (not on the freelist), read from the file format itself."""
+    data = db.read_bytes()
+    page = struct.unpack(">H", data[16:18])[0]
+    free, trunk = set(), struct.unpack(">I", data[32:36])[0]
+    while trunk:
+        at = (trunk - 1) * page
+        nxt, n = struct.unpack(">II", data[at:at + 8])
+        free |= {trunk, *struct.unpack(f">{n}I", data[at + 8:at + 8 + 4 * n])}
+        trunk = nxt
+    return [p for p in range(2, len(data) // page + 1) if p not in free]
+
+
+def damage(db: Path, how: str) -> None:
+    if how == "overwritten pages":  # three pages in the middle of those holding data, overwritten with noise
+        used = used_pages(db)
+        noise = np.random.default_rng(3)
+        with db.open("r+b") as fh:
+            for p in used[len(used) // 2 - 1:len(used) // 2 + 2]:
+                fh.seek((p - 1) * 4096)
+                fh.write(noise.bytes(4096))
+    else:  # an interrupted copy: the file ends in the middle of a page, three quarters into its data
+        used = used_pages(db)
+        os.truncate(db, (used[len(used) * 3 // 4] - 1) * 4096 + 1234)

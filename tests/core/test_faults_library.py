@@ -12,14 +12,12 @@ import os
 import shutil
 import signal
 import sqlite3
-import struct
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 from sqlalchemy import Column, ForeignKey, Integer, Table, Text
 
@@ -36,6 +34,7 @@ from tests.core.faultlib import (
     child,
     child_env,
     copy_library,
+    damage,
     index,
     snapshot,
 )
@@ -88,32 +87,6 @@ def rows(db: Path) -> dict[str, dict[int, tuple]]:
     """Every row of the library's tables by id."""
     with contextlib.closing(sqlite3.connect(db)) as con:
         return {t: {r[0]: r[1:] for r in con.execute(f"SELECT * FROM {t} ORDER BY id")} for t in TABLES}
-
-
-def used_pages(db: Path) -> list[int]:
-    """Page numbers holding data (not on the freelist), read from the file format itself."""
-    data = db.read_bytes()
-    page = struct.unpack(">H", data[16:18])[0]
-    free, trunk = set(), struct.unpack(">I", data[32:36])[0]
-    while trunk:
-        at = (trunk - 1) * page
-        nxt, n = struct.unpack(">II", data[at:at + 8])
-        free |= {trunk, *struct.unpack(f">{n}I", data[at + 8:at + 8 + 4 * n])}
-        trunk = nxt
-    return [p for p in range(2, len(data) // page + 1) if p not in free]
-
-
-def damage(db: Path, how: str) -> None:
-    if how == "overwritten pages":  # three pages in the middle of those holding data, overwritten with noise
-        used = used_pages(db)
-        noise = np.random.default_rng(3)
-        with db.open("r+b") as fh:
-            for p in used[len(used) // 2 - 1:len(used) // 2 + 2]:
-                fh.seek((p - 1) * 4096)
-                fh.write(noise.bytes(4096))
-    else:  # an interrupted copy: the file ends in the middle of a page, three quarters into its data
-        used = used_pages(db)
-        os.truncate(db, (used[len(used) * 3 // 4] - 1) * 4096 + 1234)
 
 
 def kept_file(db: Path) -> Path:
