@@ -50,12 +50,12 @@ def stamp_path(db: Path) -> Path:
 
 
 def _file_state(db: Path) -> dict[str, list[int] | None]:
-    """Size and modification time (ns) of the database and of its ``-wal`` file."""
+    """Size and modification time (ns) of the database and of its ``-wal`` file (``None``: none or empty)."""
     out: dict[str, list[int] | None] = {}
     for key, path in (("db", db), ("wal", db.with_name(db.name + "-wal"))):
         try:
             st = path.stat()
-            out[key] = [st.st_size, st.st_mtime_ns]
+            out[key] = [st.st_size, st.st_mtime_ns] if st.st_size or key == "db" else None
         except OSError:
             out[key] = None
     return out
