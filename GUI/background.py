@@ -27,11 +27,13 @@ from GUI.settings import AppSettings
 from GUI.workers import (
     Job,
     JobRunner,
+    LibraryDamaged,
     export_images_body,
     index_and_search_body,
     library_body,
     load_engine_body,
     refine_body,
+    repair_body,
     similar_body,
     thumbnails_body,
 )
@@ -48,6 +50,7 @@ SAVE_JOB = "save images"
 LIBRARY_JOB = "library"
 EVIDENCE_JOB = "export clips"
 FEEDBACK_JOB = "refine"
+REPAIR_JOB = "repair"
 PROGRESS_JOBS = (INDEX_JOB, SAVE_JOB, EVIDENCE_JOB, FEEDBACK_JOB)
 """Jobs whose progress the status bar shows (with Cancel)."""
 
@@ -86,6 +89,8 @@ class Background(QObject):
     Signals:
         engineLoaded(object): The ``Engine`` is ready (:attr:`engine` is set).
         engineFailed(str): The engine could not be built (readable sentence).
+        libraryDamaged(str): The library file is damaged (the sentence offers Repair; see :meth:`repair`).
+        repaired(object): A ``core.repair.RepairReport``: the library was repaired (reload the engine).
         libraryLoaded(object): A ``GUI.workers.LibrarySnapshot`` of the database.
         progress(object): ``IndexProgress`` or ``Status`` of index + search or image saving.
         searchDone(object): The ``SearchResult`` (of a search, a re-ranking or a find-similar), a
@@ -99,6 +104,8 @@ class Background(QObject):
 
     engineLoaded = Signal(object)
     engineFailed = Signal(str)
+    libraryDamaged = Signal(str)
+    repaired = Signal(object)
     libraryLoaded = Signal(object)
     progress = Signal(object)
     searchDone = Signal(object)
@@ -183,7 +190,11 @@ class Background(QObject):
         self._pending.append(call)
 
     @Slot(object)
-    def _engine_loaded(self, engine: Engine) -> None:
+    def _engine_loaded(self, engine: Engine | LibraryDamaged) -> None:
+        if isinstance(engine, LibraryDamaged):
+            self._pending.clear()
+            self.libraryDamaged.emit(engine.text)
+            return
         if self._closing:
             engine.close()
             return
@@ -198,6 +209,17 @@ class Background(QObject):
     def _engine_failed(self, text: str) -> None:
         self._pending.clear()
         self.engineFailed.emit(text)
+
+    def repair(self, db: Path) -> bool:
+        """Repair the damaged library ``db`` on a worker (:attr:`repaired` follows); False if busy."""
+        if self.engine is not None or self.busy(REPAIR_JOB) or self.busy(ENGINE_JOB):
+            return False
+        job = self._job(REPAIR_JOB, repair_body(db))
+        job.progress.connect(self.progress)
+        job.result.connect(self.repaired)
+        job.error.connect(self.error)
+        self.runner.start(job)
+        return True
 
     def boxes_at(self, video: VideoInfo | None, frame_index: int) -> TrackedBoxes | None:
         """The tracked people of a library video at a frame, if read already (never waits).

@@ -41,6 +41,7 @@ from GUI.player import Player
 from GUI.progress import ProgressDisplay
 from GUI.query_control import QueryControl
 from GUI.query_panel import save_crop
+from GUI.repair_prompt import RepairPrompt
 from GUI.search_control import SearchControl
 from GUI.settings import APPLICATION, AppSettings, SettingsStore
 from GUI.window_model import WindowModel, same_path
@@ -69,6 +70,7 @@ class MainWindow(WindowUi):
         model: What is shown and chosen (result, threshold, selection, video, scope, photos).
         player: The current video, its frame and boxes, seeking and playback.
         jobs: The engine and the work done with it on worker threads.
+        repair_prompt: Offers Repair when the library is damaged.
     """
 
     messageShown = Signal(str, str)
@@ -90,6 +92,7 @@ class MainWindow(WindowUi):
         self.last_message_box: QMessageBox | None = None
         self.model = WindowModel.restore(self.settings.threshold)
         self.jobs = Background(self)
+        self.repair_prompt = RepairPrompt(self, interactive=interactive)
         self.dialogs = FileDialogs(self, lambda: self.settings.last_dir, self._remember_dir)
         self.progress = ProgressDisplay(self.progress_label, self.progress_bar, self.cancel_button)
         self.query = QueryControl(self.queries, self.model, self.jobs, self)

@@ -26,13 +26,14 @@ import numpy as np
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 from PySide6.QtGui import QImage
 
-from core.errors import ReidSearchError
+from core.errors import DamagedLibraryError, ReidSearchError
 from core.library import QueryInfo, SearchResult, VideoInfo
 from core.text import plural
 from core.types import Hit, IndexOutcome, IndexStarted
 
 if TYPE_CHECKING:
     from core.engine import Engine
+    from core.repair import RepairReport
     from core.video import VideoSource
 
 log = logging.getLogger(__name__)
@@ -224,12 +225,34 @@ class JobRunner(QObject):
 # ----------------------------------------------------------------------------- job bodies
 
 
-def load_engine_body(factory: Callable[[], Engine]) -> Callable[[Job], Engine]:
+@dataclass(frozen=True)
+class LibraryDamaged:
+    """Result of loading the engine when the library file is damaged (the sentence offers Repair)."""
+
+    text: str
+
+
+def load_engine_body(factory: Callable[[], Engine]) -> Callable[[Job], Engine | LibraryDamaged]:
     """Job body that builds an engine (loads the ONNX models) off the GUI thread."""
 
-    def body(job: Job) -> Engine:
+    def body(job: Job) -> Engine | LibraryDamaged:
         job.progress.emit(Status("Loading models..."))
-        return factory()
+        try:
+            return factory()
+        except DamagedLibraryError as err:
+            return LibraryDamaged(str(err))
+
+    return body
+
+
+def repair_body(db: Path) -> Callable[[Job], RepairReport]:
+    """Job body that repairs a damaged library (``core.repair``), reporting each step as a Status."""
+
+    def body(job: Job) -> RepairReport:
+        from core.repair import repair_library
+
+        job.progress.emit(Status(f"Repairing {db.name}..."))
+        return repair_library(db, progress=lambda line: job.progress.emit(Status(f"Repairing: {line}")))
 
     return body
 

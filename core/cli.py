@@ -15,6 +15,7 @@
     python -m core show QUERY_ID [--db PATH] [--threshold T] [--top K] [--json OUT]
     python -m core export QUERY_ID --out FOLDER [--clips] [--margin S] [--no-boxes] [--db PATH]
                           [--threshold T] [--top K]
+    python -m core repair [--db PATH]
     python -m core link [--db PATH] [--video VIDEO]... [--force]
 
 A ``HIT`` of ``refine`` is ``TRACK`` (a track id of the hit, when the query searched one video)
@@ -44,9 +45,11 @@ Every command is a thin caller of the engine's use cases: ``index`` runs
 :meth:`core.engine.Engine.index_many`, ``search`` :meth:`~core.engine.Engine.search` (or
 :meth:`~core.engine.Engine.search_like`), ``refine`` :meth:`~core.engine.Engine.refine`,
 ``list``, ``show``, ``link`` and ``export`` the model-free :class:`core.library.Library`
-(``export`` through :func:`core.clips.export_evidence`). After the hits, ``search``,
-``refine`` and ``show`` print the result's own sentence
-(:meth:`core.library.SearchResult.explain`): what was found, or the best score found and what to do.
+(``export`` through :func:`core.clips.export_evidence`), ``repair``
+:func:`core.repair.repair_library` (a damaged library is replaced by what can be saved of it;
+the damaged file is kept beside it). After the hits, ``search``, ``refine`` and ``show`` print
+the result's own sentence (:meth:`core.library.SearchResult.explain`): what was found, or the
+best score found and what to do.
 """
 
 from __future__ import annotations
@@ -279,6 +282,8 @@ def cmd_index(args: argparse.Namespace) -> int:
             if isinstance(event, IndexStarted):
                 current.append(event.video_path)
             elif isinstance(event, IndexProgress):
+                if event.note:
+                    print(f"note: {event.note}", file=sys.stderr)
                 bars.show(event)
             else:
                 bars.end(event.video_path)
@@ -333,7 +338,8 @@ def cmd_search(args: argparse.Namespace) -> int:
                                    top_k=max(args.top, 200))
             what = plural(len(args.query), "photo")
     where = plural(len(args.video), "video") if args.video else "all indexed videos"
-    header = f"query {result.query_id}: {what}, {where}, {result.elapsed_s:.2f} s"
+    saved = f"query {result.query_id}" if result.query_id is not None else "search (not saved)"
+    header = f"{saved}: {what}, {where}, {result.elapsed_s:.2f} s"
     _print_result(result, args, header)
     return EXIT_OK
 
@@ -449,6 +455,30 @@ def cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_repair(args: argparse.Namespace) -> int:
+    """Check the library and, when it is damaged, replace it by what can be saved of it."""
+    from core.repair import repair_library
+
+    report = repair_library(args.db, progress=lambda line: print(f"  {line}", file=sys.stderr))
+    if report.salvage is None:
+        print(f"{report.library}: not damaged (SQLite's quick check found nothing); nothing to repair.")
+        return EXIT_OK
+    print(f"{report.library} was damaged ({report.problems[0]}); saved what was readable into a new "
+          "library under the same name:")
+    rows = [("table", "saved", "of", "share")]
+    for t in report.salvage.tables:
+        of = t.counted if t.counted is not None else t.read + t.unreadable
+        share = f"{100.0 * t.kept / of:.1f} %" if of else "-"
+        rows.append((t.name, str(t.kept), str(of), share))
+    _print_rows(rows)
+    damaged = report.salvage.runs_damaged
+    print(f"{plural(len(report.salvage.runs_intact), 'indexing run')} intact; "
+          + (f"{plural(len(damaged), 'run')} lost tracks (run {', '.join(map(str, damaged))}): "
+             "index those videos again to get them back." if damaged else "none lost tracks."))
+    print(f"the damaged file is kept as {report.kept}")
+    return EXIT_OK
+
+
 def _print_rows(rows: list[tuple[str, ...]]) -> None:
     if len(rows) == 1:
         return
@@ -554,6 +584,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="link again videos already linked")
     common(p, models=False)
     p.set_defaults(func=cmd_link)
+
+    p = sub.add_parser("repair", help="save what is readable of a damaged library",
+                       description="Check the library; when it is damaged, save every readable row into "
+                                   "a new library under the same name and keep the damaged file beside it.")
+    common(p, models=False)
+    p.set_defaults(func=cmd_repair)
 
     p = sub.add_parser("show", help="show a saved query's hits")
     p.add_argument("query_id", type=int, metavar="QUERY_ID")

@@ -67,7 +67,7 @@ def _parse_literal(model: OnnxModel, key: str) -> object:
         return None
     try:
         return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):  # hostile text: nesting too
         raise ModelError(f"{model.path} has unreadable Ultralytics metadata {key}={text[:80]!r}.") from None
 
 
@@ -76,6 +76,33 @@ def _check_image(i: int, im: object) -> None:
             and im.shape[2] == 3 and im.shape[0] > 0 and im.shape[1] > 0):
         raise ValueError(f"image {i} must be (H, W, 3) uint8 BGR, got "
                          f"{getattr(im, 'shape', type(im).__name__)} {getattr(im, 'dtype', '')}")
+
+
+def _bad_metadata(model: OnnxModel, key: str, expected: str) -> ModelError:
+    text = model.metadata.get(key, "")
+    return ModelError(f"{model.path} has unusable Ultralytics metadata {key}={text[:80]!r} "
+                      f"(expected {expected}).")
+
+
+def _class_names(model: OnnxModel) -> dict[int, str]:
+    """``{class id: name}`` from the metadata ``names``."""
+    names = _parse_literal(model, "names")
+    if not isinstance(names, dict) or not names:
+        raise ModelError(f"{model.path} has no Ultralytics class names in its metadata ('names'); "
+                         "export it with Ultralytics (model.export(format='onnx')).")
+    if not all(isinstance(k, int) and not isinstance(k, bool) and isinstance(v, str)
+               for k, v in names.items()):
+        raise _bad_metadata(model, "names", "{class id: 'name', ...}")
+    return dict(names)
+
+
+def _sizes(value: object, count: int | None) -> tuple[int, ...] | None:
+    """``value`` as positive pixel sizes (one int, or ``count`` of them when given), else ``None``."""
+    values = value if isinstance(value, (list, tuple)) else (value,)
+    if not values or count is not None and len(values) != count or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 1 << 15 for v in values):
+        return None
+    return tuple(values)
 
 
 class YoloOnnxDetector(OnnxBacked):
@@ -131,23 +158,25 @@ class YoloOnnxDetector(OnnxBacked):
         self.merge_person_classes = bool(merge_person_classes)
         self.precision = model.metadata.get("precision", "fp32")
 
-        names = _parse_literal(model, "names")
-        if not isinstance(names, dict) or not names:
-            raise ModelError(f"{model.path} has no Ultralytics class names in its metadata ('names'); "
-                             "export it with Ultralytics (model.export(format='onnx')).")
-        self.names: dict[int, str] = {int(k): str(v) for k, v in names.items()}
+        self.names: dict[int, str] = _class_names(model)
 
         imgsz = _parse_literal(model, "imgsz")
         if imgsz is None:
             imgsz = model.fixed_hw
-        if isinstance(imgsz, int):
+        if isinstance(imgsz, int) and not isinstance(imgsz, bool):
             imgsz = (imgsz, imgsz)
-        if not (isinstance(imgsz, (list, tuple)) and len(imgsz) == 2 and all(int(v) > 0 for v in imgsz)):
+        if imgsz is None:
             raise ModelError(f"{model.path} gives no input size: neither metadata 'imgsz' nor a fixed "
                              f"input shape (input {list(model.input_shape)}).")
-        self.imgsz: tuple[int, int] = (int(imgsz[0]), int(imgsz[1]))
+        size = _sizes(imgsz, 2)
+        if size is None:
+            raise _bad_metadata(model, "imgsz", "[height, width] in pixels")
+        self.imgsz: tuple[int, int] = (size[0], size[1])
         stride = _parse_literal(model, "stride")
-        self.stride = int(max(stride) if isinstance(stride, (list, tuple)) else stride or 32)
+        strides = _sizes(32 if stride is None else stride, None)
+        if strides is None:
+            raise _bad_metadata(model, "stride", "a positive number of pixels, or a list of them")
+        self.stride = max(strides)
         # A fixed input shape wins over the metadata: it is what the graph accepts.
         if model.fixed_hw is not None:
             self.imgsz = model.fixed_hw

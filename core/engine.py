@@ -336,7 +336,8 @@ class Engine(Library):
             top_k: Most people returned.
 
         Returns:
-            The stored search's result: one hit per person (linked tracks together).
+            The stored search's result: one hit per person (linked tracks together). In a
+            read-only library: the result, not stored, with ``query_id`` ``None`` and a note saying so.
 
         Raises:
             QueryError: A photo is unreadable or shows no person.
@@ -352,9 +353,14 @@ class Engine(Library):
                                 embedder=self.embedder, targets=targets, top_k=int(top_k))
         notes = [p.note for p in raw.photos] + notes
         labels = [p.label for p in raw.photos]
-        query_id = self.store.save_query(photos=labels, video_ids=[t.video.id for t in targets],
-                                         threshold=threshold, reid_sha256=self.reid_sha256, hits=raw.hits,
-                                         notes=notes, vector=raw.query)
+        query_id: int | None = None
+        if self.store.writable:
+            query_id = self.store.save_query(photos=labels, video_ids=[t.video.id for t in targets],
+                                             threshold=threshold, reid_sha256=self.reid_sha256,
+                                             hits=raw.hits, notes=notes, vector=raw.query)
+        else:
+            notes.append(f"this search was not saved: the library {self.db_path} is read-only "
+                         f"({self.store.read_only_reason}).")
         return SearchResult(query_id=query_id, hits=tuple(h for _, h in raw.hits), threshold=threshold,
                             notes=tuple(notes), elapsed_s=time.perf_counter() - t0, photos=tuple(labels))
 
@@ -426,11 +432,16 @@ class Engine(Library):
         label = f"<similar to {Path(record.path).name} track {int(track_id)}>"
         n = len(members)
         notes = [f"{label}: the query is the {plural_tracks(n)} of that person, marked as confirmed.", *notes]
-        query_id = self.store.save_query(photos=[label], video_ids=[t.video.id for t in targets],
-                                         threshold=threshold, reid_sha256=self.reid_sha256,
-                                         hits=found.hits + found.rejected, notes=notes, vector=query,
-                                         like_tracks=members)
-        self.store.set_marks(query_id, marks)
+        query_id: int | None = None
+        if self.store.writable:
+            query_id = self.store.save_query(photos=[label], video_ids=[t.video.id for t in targets],
+                                             threshold=threshold, reid_sha256=self.reid_sha256,
+                                             hits=found.hits + found.rejected, notes=notes, vector=query,
+                                             like_tracks=members)
+            self.store.set_marks(query_id, marks)
+        else:
+            notes.append(f"this search was not saved: the library {self.db_path} is read-only "
+                         f"({self.store.read_only_reason}).")
         return SearchResult(query_id=query_id, hits=tuple(h for _, h in found.hits), threshold=threshold,
                             notes=tuple(notes), elapsed_s=time.perf_counter() - t0, photos=(label,))
 

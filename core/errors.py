@@ -25,6 +25,14 @@ class StoreError(ReidSearchError):
     """The database is unusable or a requested item is not in it."""
 
 
+class DamagedLibraryError(StoreError):
+    """The library file is damaged (pages unreadable, cut short); ``python -m core repair`` salvages it."""
+
+
+class ReadOnlyLibraryError(StoreError):
+    """The library can be read but not written (read-only file, folder or drive)."""
+
+
 class BusyError(ReidSearchError):
     """The work is already being done elsewhere.
 

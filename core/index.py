@@ -40,6 +40,7 @@ lists); no over-fetching and re-filtering is needed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -230,7 +231,8 @@ class EmbeddingIndex:
             os.replace(tmp, self.sidecar_path)
             self._meta = meta
         except (OSError, RuntimeError):
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a read-only drive refuses even the unlink (EROFS)
+                tmp.unlink(missing_ok=True)
 
     # -- search --------------------------------------------------------------------------------
 

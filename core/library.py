@@ -111,7 +111,7 @@ class SearchResult:
     """Result of a search (new or reopened).
 
     Attributes:
-        query_id: Id of the stored query.
+        query_id: Id of the stored query (``None``: not stored, the library is read-only).
         hits: One per person: the confirmed ones first, then every other candidate best first (up
             to the search's ``top_k``, with no score floor), so a threshold slider can re-filter
             without searching again. Rejected hits are never among them.
@@ -124,7 +124,7 @@ class SearchResult:
         rejected: The hits the user rejected for this query, best first.
     """
 
-    query_id: int
+    query_id: int | None
     hits: tuple[Hit, ...]
     threshold: float
     notes: tuple[str, ...]

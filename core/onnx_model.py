@@ -97,8 +97,15 @@ class OnnxModel:
 
         Returns:
             The first output, e.g. ``(B, D)`` for a ReID model.
+
+        Raises:
+            ModelError: ONNX Runtime failed (a broken model: shapes or weights that do not fit).
         """
-        return self.session.run(self.output_names[:1], {self.input_name: batch})[0]
+        try:
+            return self.session.run(self.output_names[:1], {self.input_name: batch})[0]
+        except Exception as exc:  # onnxruntime raises its own types (Fail, InvalidArgument, ...)
+            raise ModelError(f"{self.path} failed to run on a {list(batch.shape)} batch: "
+                             f"{_ort_reason(exc, self.path)}.") from None
 
     def run_batched(self, batch: np.ndarray, max_batch: int) -> np.ndarray:
         """Run ``batch`` in chunks of at most ``max_batch`` (or of the model's fixed batch size).
@@ -199,6 +206,14 @@ def _kind_of(input_shape: tuple[Dim, ...], output_shape: tuple[Dim, ...],
     return None
 
 
+def _ort_reason(exc: BaseException, path: Path) -> str:
+    """ONNX Runtime's message as a short clause (first line, without its prefix and the path)."""
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    reason = re.sub(r"^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*", "", reason)
+    reason = reason.replace(f"Load model from {path} failed:", "").strip().rstrip(".")
+    return reason if len(reason) <= 200 else reason[:197] + "..."
+
+
 def load_session(path: str | os.PathLike[str], *, device: str = "auto", expect: str | None = None,
                  threads: int | None = None) -> OnnxModel:
     """Open an ONNX model with ONNX Runtime and check what kind of model it is.
@@ -236,23 +251,24 @@ def load_session(path: str | os.PathLike[str], *, device: str = "auto", expect: 
     try:
         session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
     except Exception as exc:  # onnxruntime raises several unrelated types (InvalidProtobuf, Fail, ...)
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        reason = re.sub(r"^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*", "", reason)
-        reason = reason.replace(f"Load model from {path} failed:", "").strip().rstrip(".")
+        reason = _ort_reason(exc, path)
         if "protobuf" in reason.lower():
             reason = "it is not a readable ONNX protobuf file"
-        elif len(reason) > 200:
-            reason = reason[:197] + "..."
         raise ModelError(f"{path} is not a usable ONNX model: {reason}.") from None
 
-    inputs = session.get_inputs()
-    outputs = session.get_outputs()
-    metadata = MappingProxyType(dict(session.get_modelmeta().custom_metadata_map))
+    try:  # names, dims and metadata are protobuf strings: a damaged file may hold invalid UTF-8
+        inputs = session.get_inputs()
+        outputs = session.get_outputs()
+        metadata = MappingProxyType(dict(session.get_modelmeta().custom_metadata_map))
+        input_shape = tuple(inputs[0].shape) if inputs else ()
+        output_shapes = tuple(tuple(o.shape) for o in outputs)
+        input_name, output_names = (inputs[0].name if inputs else ""), tuple(o.name for o in outputs)
+    except UnicodeDecodeError:
+        raise ModelError(f"{path} is not a usable ONNX model: its names or metadata are not UTF-8 text "
+                         "(a damaged file?).") from None
     if len(inputs) != 1 or not outputs:
         raise ModelError(f"{path} has {len(inputs)} inputs and {len(outputs)} outputs; an image model "
                          "needs exactly one image input [N, 3, H, W] and at least one output.")
-    input_shape = tuple(inputs[0].shape)
-    output_shapes = tuple(tuple(o.shape) for o in outputs)
     kind = _kind_of(input_shape, output_shapes[0], metadata)
     if kind is None or (expect is not None and kind != expect):
         what = _KIND_WORDS[kind] if kind else "neither a person detector nor a ReID model"
@@ -270,7 +286,7 @@ def load_session(path: str | os.PathLike[str], *, device: str = "auto", expect: 
     asked = [p if isinstance(p, str) else p[0] for p in providers]
     if note is None and _CUDA in asked and provider not in GPU_PROVIDERS:
         note = f"ONNX Runtime could not start {_CUDA} (CUDA/cuDNN libraries missing?); running on the CPU."
-    return OnnxModel(path=path, session=session, kind=kind, input_name=inputs[0].name,
-                     input_shape=input_shape, output_names=tuple(o.name for o in outputs),
+    return OnnxModel(path=path, session=session, kind=kind, input_name=input_name,
+                     input_shape=input_shape, output_names=output_names,
                      output_shapes=output_shapes, metadata=metadata, provider=provider,
                      fallback_note=note)

@@ -58,7 +58,9 @@ of the video, with the run's stored ``det_batch``/``commit_every``, so a resumed
 detects the same frame batches, and detection, tracking and embedding are deterministic:
 the result equals an uninterrupted run (``tests/core/test_pipeline.py`` proves it with a
 SIGKILLed process). A state that cannot be unpickled, or was written by another version
-of the program (``core.__version__``), restarts the run from frame 0.
+of the program (``core.__version__``), restarts the run from frame 0, and the
+first progress item's ``note`` says why. States are read by :func:`core.safe_pickle.loads`,
+which builds only the engine's own kinds of objects (a crafted library runs no code).
 
 One indexer per run: while a run is indexed, its operating-system file lock
 (``<db>.locks/video<id>-<settings key>.lock``, :mod:`filelock`) is held, so a second
@@ -72,7 +74,8 @@ decoding thread; frames of an
 unfinished detection batch are dropped (they are re-read on resume), a checkpoint
 with status ``cancelled`` is written and one last progress item is yielded. Closing
 the generator early counts as a cancel. An exception marks the run ``failed`` (its
-last checkpoint stays, so the next call resumes) and propagates.
+last checkpoint stays, so the next call resumes) and propagates; an error of the library
+itself (a full disk, a lock held too long) propagates without another write.
 """
 
 from __future__ import annotations
@@ -89,7 +92,7 @@ from pathlib import Path
 import filelock
 import numpy as np
 
-from core import __version__
+from core import __version__, safe_pickle
 from core.crops import Candidate, LiveTrack, copy_crop, crop_quality, has_moved
 from core.errors import BusyError, ReidSearchError, StoreError
 from core.index_settings import (
@@ -217,15 +220,18 @@ def _index(source: VideoSource, *, store: Store, detector: Detector, embedder: E
         stored = run.settings
         exec_settings = dataclasses.replace(settings, stride=int(stored.get("stride", recorded["stride"])),
                                             **{f: stored[f] for f in _EXECUTION_FIELDS if f in stored})
-        state = _load_state(store, run, key)
+        state, why = _load_state(store, run, key)
+        note = None
         if state is None:
             if run.frames_done or run.tracks_done:
+                note = f"{path_text}: {why}; indexing starts again from the first frame."
                 store.reset_run(run.id)
                 run = store.get_run(run.id)
             gate = MotionGate(settings.motion) if settings.motion_gate else None
             state = _State(STATE_VERSION, __version__, key, fresh_tracker, live={}, next_track_id=1,
                            ordinal=0, last_frame=-1, gate=gate)
         worker = _Indexer(source, store, run, detector, embedder, exec_settings, state)
+        worker.note = note
         yield from worker.loop(cancel)
     finally:
         lock.release()
@@ -256,18 +262,22 @@ def _run_lock(store: Store, video_id: int, key: str, path_text: str) -> filelock
     return lock
 
 
-def _load_state(store: Store, run: RunRecord, key: str) -> _State | None:
+def _load_state(store: Store, run: RunRecord, key: str) -> tuple[_State | None, str]:
+    """The run's resume state, or ``None`` and why it cannot be used (see the module notes)."""
     blob = store.load_run_state(run.id)
     if blob is None:
-        return None
+        return None, "the interrupted run kept no saved progress"
     try:
-        state = pickle.loads(zlib.decompress(blob))  # noqa: S301 - our own checkpoint in the user's library
+        state = safe_pickle.loads(zlib.decompress(blob))
     except Exception:  # noqa: BLE001 - any unreadable state means: start the run again
-        return None
-    if (not isinstance(state, _State) or state.version != STATE_VERSION or state.settings_key != key
-            or state.code_version != __version__):
-        return None
-    return state
+        return None, "the saved progress of the interrupted run cannot be read (damaged)"
+    if not isinstance(state, _State) or state.version != STATE_VERSION or state.code_version != __version__:
+        made_by = getattr(state, "code_version", "?")
+        return None, (f"the saved progress of the interrupted run was written by another version of "
+                      f"ReID Video Search ({made_by}; this is {__version__})")
+    if state.settings_key != key:
+        return None, "the saved progress of the interrupted run belongs to other settings"
+    return state, ""
 
 
 class _Inline:
@@ -309,6 +319,8 @@ class _Indexer:
         self._detect_prepared = getattr(detector, "detect_prepared", None)
         if self._prepare_image is None or self._detect_prepared is None:
             self._prepare_image = self._detect_prepared = None
+        self.note: str | None = None
+        """Said once, on the next progress item (a restart instead of a resume)."""
 
     # -- per frame ---------------------------------------------------------------------------
 
@@ -418,11 +430,12 @@ class _Indexer:
             eta = 0.0
         elif fps > 0 and self.frames_total > 0:
             eta = max(self.frames_total - frames_done, 0) / fps
+        note, self.note = self.note, None
         return IndexProgress(video_path=str(self.source.path), frames_done=frames_done,
                              frames_total=self.frames_total, fps=fps, eta_s=eta, stage_s=self.timer.items(),
                              tracks=self.run.tracks_done, done=done,
                              warning=self.source.truncation_warning if done else None,
-                             processed=self.processed, detected=self.detected)
+                             processed=self.processed, detected=self.detected, note=note)
 
     # -- main loop ---------------------------------------------------------------------------
 
@@ -470,6 +483,8 @@ class _Indexer:
             if not self.ended:
                 self._checkpoint("cancelled")
             raise
+        except StoreError:
+            raise  # the library itself failed (disk full, busy, damaged): its last checkpoint stands
         except ReidSearchError as err:
             self.store.set_run_status(self.run.id, "failed", str(err))
             raise

@@ -30,12 +30,14 @@ from core.types import Embeddings
 METADATA_KEYS = ("input_height", "input_width", "color_order", "mean", "std")
 """Metadata keys the embedder needs (``embedding_dim``, ``model_name`` are optional)."""
 COLOR_ORDERS = ("RGB", "BGR")
+MAX_INPUT_SIDE = 4096
+"""Largest input height or width taken from a model's metadata (ReID inputs are a few hundred pixels)."""
 
 
 def _parse_json(text: str) -> Any:
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON, or hostile nesting
         return text
 
 
@@ -73,10 +75,12 @@ def _resolve_preprocess(path: Path, metadata: Mapping[str, str],
         order = str(found["color_order"]).upper()
         mean = np.asarray(found["mean"], np.float32).reshape(3)
         std = np.asarray(found["std"], np.float32).reshape(3)
-        if h <= 0 or w <= 0 or order not in COLOR_ORDERS or not (std > 0).all():
+        if not (0 < h <= MAX_INPUT_SIDE and 0 < w <= MAX_INPUT_SIDE) or order not in COLOR_ORDERS \
+                or not (std > 0).all():
             raise ValueError
-    except (TypeError, ValueError):
-        shown = {k: found[k] for k in ("input_size", "color_order", "mean", "std")}
+    except (TypeError, ValueError, OverflowError):
+        shown = repr({k: found[k] for k in ("input_size", "color_order", "mean", "std")})
+        shown = shown if len(shown) <= 200 else shown[:197] + "..."
         raise ModelError(f"{path} has unusable ReID pre-processing {shown}: need input_size [h, w] > 0, "
                          f"color_order RGB or BGR, and 3 means and 3 positive stds.") from None
     return {"input_size": (h, w), "color_order": order, "mean": mean, "std": std}

@@ -204,6 +204,8 @@ class IndexProgress:
             (a truncated file: how many frames decoded of those its header claims).
         processed: Frames processed in this pass (every ``stride``-th frame).
         detected: Of those, frames the detector ran on (the others were skipped by the motion gate).
+        note: On the first item of a run that had to start again instead of resuming, a
+            sentence saying why (its saved progress was unreadable or from another version).
     """
 
     video_path: str
@@ -218,6 +220,7 @@ class IndexProgress:
     warning: str | None = None
     processed: int = 0
     detected: int = 0
+    note: str | None = None
 
 
 @dataclass(frozen=True)

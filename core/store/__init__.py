@@ -17,6 +17,9 @@ The package:
   sentences) and :func:`~core.store.database.select_in` for long id lists.
 * :mod:`core.store.videos`, :mod:`core.store.tracks`, :mod:`core.store.people`,
   :mod:`core.store.queries`: the :class:`Store` methods, by table group.
+* :mod:`core.store.health` (the check when a library is opened), :mod:`core.store.access`
+  (read-only opening) and :mod:`core.store.repair` (salvage of a damaged library into a new one;
+  :mod:`core.repair` swaps the files and rebuilds the FAISS index).
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ class Store(VideoStore, TrackStore, PeopleStore, QueryStore):
         db_path: SQLite file; created (with its folder) when missing, migrated when older.
 
     Raises:
+        DamagedLibraryError: The file is damaged (``python -m core repair`` salvages it).
         StoreError: The file is not an SQLite database, belongs to another program, or
             was written by a newer version of this program.
     """

@@ -201,17 +201,19 @@ def current_version(conn: Connection, path: Path) -> int:
     return int(conn.exec_driver_sql("SELECT COALESCE(MAX(version), 0) FROM schema_version").scalar())
 
 
-def migrate(conn: Connection, path: Path, target: int = SCHEMA_VERSION) -> None:
+def migrate(conn: Connection, path: Path, target: int | None = None) -> None:
     """Bring the schema on ``conn`` (inside the caller's transaction) to version ``target``.
 
     Args:
         conn: Connection in a write transaction.
         path: The database file, for error messages.
-        target: Version to reach (tests use a higher one with an extra step).
+        target: Version to reach (default: :data:`SCHEMA_VERSION`; tests use a higher one with an
+            extra step).
 
     Raises:
         StoreError: The database is newer than this program or belongs to another program.
     """
+    target = SCHEMA_VERSION if target is None else target
     version = current_version(conn, path)
     if version > SCHEMA_VERSION:
         raise StoreError(

@@ -6,6 +6,8 @@
 * ``short_clip``: the first 60 frames (6 s) of ``vtest.avi`` as an mp4v file, for quick indexing.
 * ``man_crop``: the man in the red-and-navy puffer jacket cut from frame 52 of ``vtest.avi``
   (see tests/core/test_end_to_end.py for what was seen), a query photo.
+* ``fault_clips`` / ``fault_library``: three short vtest clips and, built on first use, a finished
+  library of each (indexed as the engine does, ``tests/core/faultlib.py``), for the fault tests.
 """
 
 from __future__ import annotations
@@ -62,3 +64,35 @@ def man_crop(vtest_path, person_detector) -> np.ndarray:
     assert iou.max() > 0.7
     x1, y1, x2, y2 = (int(round(v)) for v in best)
     return np.ascontiguousarray(frame[max(y1 - 4, 0):y2 + 4, max(x1 - 4, 0):x2 + 4])
+
+
+FAULT_CLIPS = {"A": (0, 48), "B": (300, 24), "C": (500, 24)}
+"""Name -> (first frame, frames) of the fault tests' clips of vtest.avi."""
+
+
+@pytest.fixture(scope="session")
+def fault_clips(tmp_path_factory, vtest_path) -> dict[str, Path]:
+    """Three short clips of vtest.avi (mp4v): A (48 frames), B and C (24 frames each, other people)."""
+    folder = tmp_path_factory.mktemp("fault_clips")
+    return {name: cut_clip(vtest_path, folder / f"clip{name}.mp4", start, n)
+            for name, (start, n) in FAULT_CLIPS.items()}
+
+
+@pytest.fixture(scope="session")
+def fault_library(tmp_path_factory, fault_clips, person_detector, reid_embedder):
+    """``fault_library(name)``: a finished library of clip ``name`` alone (built once; copy it to change)."""
+    from core.store import Store
+    from tests.core.faultlib import index
+
+    built: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in built:
+            db = tmp_path_factory.mktemp(f"fault_ref_{name}") / "library.sqlite"
+            with Store(db) as store:
+                items = index(fault_clips[name], store, (person_detector, reid_embedder))
+                assert items[-1].done
+            built[name] = db
+        return built[name]
+
+    return get
