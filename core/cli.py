@@ -1,4 +1,4 @@
-"""Command line: ``python -m core index | search | refine | list | show | link``.
+"""Command line: ``python -m core index | search | refine | list | show | link | export | repair``.
 
 ::
 
@@ -56,7 +56,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import signal
 import sys
@@ -66,93 +65,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core import paths
+from core.cli_args import arg_hit_ref, arg_positive, arg_rate, arg_seconds, arg_threshold
+from core.cli_output import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    IndexBars,
+    hit_table,
+    print_error,
+    print_rows,
+    report,
+)
 from core.errors import ReidSearchError
 from core.text import format_time, plural
-from core.types import Hit, IndexOutcome, IndexProgress, IndexStarted
+from core.types import IndexProgress, IndexStarted
 
 if TYPE_CHECKING:
     from core.engine import Engine
     from core.library import SearchResult
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-MARK_SIGNS = {"confirmed": "yes", "rejected": "no", "": ""}
-"""How the ``mark`` column shows a hit's mark."""
-
-
-def hit_table(hits: Sequence[Hit]) -> str:
-    """Hits as a text table (one row per hit: a person in one video, with all their tracks)."""
-    names = [Path(h.video_path).name for h in hits]
-    rows = [("#", "similarity", "mark", "video", "track", "tracks", "seen (time ranges)", "best frame",
-             "box (x1, y1, x2, y2)")]
-    for i, (h, name) in enumerate(zip(hits, names, strict=True), 1):
-        seen = ", ".join(f"{format_time(seg.start_s)}-{format_time(seg.end_s)}" for seg in h.segments)
-        box = ", ".join(str(int(round(v))) for v in h.best_box)
-        rows.append((str(i), f"{h.score:.3f}", MARK_SIGNS.get(h.mark, h.mark), name, str(h.track_id),
-                     ",".join(map(str, h.track_ids)), seen, f"{h.best_frame} ({format_time(h.best_time_s)})",
-                     f"({box})"))
-    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    return "\n".join(lines)
-
-
-def _threshold(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
-        raise argparse.ArgumentTypeError(f"{text} is outside [0, 1]")
-    return value
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be >= 1")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not (math.isfinite(value) and 0.0 <= value <= 60.0):
-        raise argparse.ArgumentTypeError(f"{text} is outside [0, 60] seconds")
-    return value
-
-
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (math.isfinite(value) and 0.0 < value <= 1000.0):
-        raise argparse.ArgumentTypeError(f"{text} must be a number of frames per second > 0")
-    return value
-
-
-def _hit_ref(text: str) -> int | tuple[str | int, int]:
-    """``TRACK`` or ``VIDEO:TRACK`` (``VIDEO`` a path or a database id) as the engine takes it."""
-    video, sep, track = text.rpartition(":")
-    try:
-        track_id = int(track)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not TRACK or VIDEO:TRACK (a track id after the colon)"
-                                         ) from None
-    if not sep:
-        return track_id
-    if not video:
-        raise argparse.ArgumentTypeError(f"{text!r}: name the video before the colon")
-    return (int(video) if video.isdigit() else video, track_id)
 
 
 def _engine(args: argparse.Namespace) -> Engine:
@@ -169,93 +103,7 @@ def _engine(args: argparse.Namespace) -> Engine:
     return engine
 
 
-def _err(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-
-
 # --------------------------------------------------------------------------- commands
-
-
-class _Bars:
-    """tqdm bars: one per video being indexed, and one for the batch when there are several.
-
-    A video's bar starts at its first progress item (so its rate counts this run only); the
-    batch's counts the frames of the videos started so far.
-    """
-
-    def __init__(self, count: int) -> None:
-        self.count = count
-        self.bars: dict[str, object] = {}
-        self.frames: dict[str, tuple[int, int]] = {}
-        self.finished = 0
-        self.total = None
-
-    def _bar(self, **kwargs: object):
-        from tqdm import tqdm
-
-        return tqdm(dynamic_ncols=True, file=sys.stderr, unit="frame", **kwargs)
-
-    def show(self, item: IndexProgress) -> None:
-        if item.skipped:
-            return
-        bar = self.bars.get(item.video_path)
-        if bar is None:
-            bar = self.bars[item.video_path] = self._bar(total=item.frames_total or None,
-                                                         desc=Path(item.video_path).name,
-                                                         initial=item.frames_done)
-        bar.set_postfix(tracks=item.tracks, refresh=False)
-        bar.update(item.frames_done - bar.n)
-        self.frames[item.video_path] = (item.frames_done, item.frames_total)
-        self._overall()
-
-    def _overall(self) -> None:
-        if self.count < 2:
-            return
-        done = sum(d for d, _ in self.frames.values())
-        total = sum(t for _, t in self.frames.values())
-        if self.total is None:
-            self.total = self._bar(total=total or None, desc="all videos", position=0)
-        self.total.total = total or None
-        self.total.set_description(f"all videos ({self.finished}/{self.count} done)", refresh=False)
-        self.total.update(done - self.total.n)
-
-    def end(self, video: str) -> None:
-        """One video is over: close its bar and count it."""
-        bar = self.bars.pop(video, None)
-        if bar is not None:
-            bar.close()
-        self.finished += 1
-        self._overall()
-
-    def close(self) -> None:
-        for bar in self.bars.values():
-            bar.close()
-        self.bars = {}
-        if self.total is not None:
-            self.total.close()
-            self.total = None
-
-
-def _report(outcome: IndexOutcome) -> int:
-    """Print how one video ended; returns the exit status it calls for."""
-    video, last = outcome.video_path, outcome.last
-    if outcome.status == "failed":
-        _err(str(outcome.message))
-        return EXIT_ERROR
-    if outcome.status == "skipped":
-        print(f"{video}: already indexed ({plural(last.tracks if last else 0, 'track')}).")
-        return EXIT_OK
-    if outcome.status == "cancelled":
-        where = f" at frame {last.frames_done} of {last.frames_total}" if last else ""
-        print(f"{video}: cancelled{where}; run the same command again to resume.", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    wall = max(outcome.elapsed_s, 1e-9)
-    print(f"{video}: indexed {last.frames_done} frames, {plural(last.tracks, 'track')} in {wall:.1f} s "
-          f"({last.frames_done / wall:.1f} frames/s).")
-    if outcome.message:
-        _err(f"{outcome.message} The frames that decode were indexed.")
-        return EXIT_ERROR
-    return EXIT_OK
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -275,7 +123,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, on_sigint) if in_main else None
     status = EXIT_OK
-    bars = _Bars(len(videos))
+    bars = IndexBars(len(videos))
     current: list[str] = []
     try:
         for event in engine.index_many(videos, cancel=cancel):
@@ -289,10 +137,10 @@ def cmd_index(args: argparse.Namespace) -> int:
                 bars.end(event.video_path)
                 if event.video_path in current:
                     current.remove(event.video_path)
-                status = max(status, _report(event))
+                status = max(status, report(event))
     except KeyboardInterrupt:
         bars.close()
-        _err(f"{', '.join(current) or 'indexing'}: interrupted; run the same command again to resume.")
+        print_error(f"{', '.join(current) or 'indexing'}: interrupted; run the same command again to resume.")
         return EXIT_INTERRUPTED
     finally:
         bars.close()
@@ -444,14 +292,14 @@ def cmd_list(args: argparse.Namespace) -> int:
             rows.append((str(v.id), status, str(run.tracks_done), str(v.frame_count),
                          format_time(v.duration_s), str(run.settings.get("stride", "?")), run.reid_name,
                          v.path))
-        _print_rows(rows)
+        print_rows(rows)
         queries = library.queries()
         print(f"{plural(len(queries), 'saved query', 'saved queries')}:")
         rows = [("id", "created", "candidates", "videos", "photos")]  # "find similar": its label
         for q in queries:
             rows.append((str(q.id), q.created, str(q.hits), ",".join(map(str, q.video_ids)),
                          ", ".join(q.photos)))
-        _print_rows(rows)
+        print_rows(rows)
     return EXIT_OK
 
 
@@ -470,21 +318,13 @@ def cmd_repair(args: argparse.Namespace) -> int:
         of = t.counted if t.counted is not None else t.read + t.unreadable
         share = f"{100.0 * t.kept / of:.1f} %" if of else "-"
         rows.append((t.name, str(t.kept), str(of), share))
-    _print_rows(rows)
+    print_rows(rows)
     damaged = report.salvage.runs_damaged
     print(f"{plural(len(report.salvage.runs_intact), 'indexing run')} intact; "
           + (f"{plural(len(damaged), 'run')} lost tracks (run {', '.join(map(str, damaged))}): "
              "index those videos again to get them back." if damaged else "none lost tracks."))
     print(f"the damaged file is kept as {report.kept}")
     return EXIT_OK
-
-
-def _print_rows(rows: list[tuple[str, ...]]) -> None:
-    if len(rows) == 1:
-        return
-    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
-    for r in rows:
-        print("  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
 
 
 # --------------------------------------------------------------------------- parser
@@ -522,14 +362,14 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Index video files, image folders or folders of videos (resumable).")
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="video file, image folder or folder of videos")
     sampling = p.add_mutually_exclusive_group()
-    sampling.add_argument("--rate", type=_rate, default=None, metavar="R",
+    sampling.add_argument("--rate", type=arg_rate, default=None, metavar="R",
                           help=f"process R frames per second of video (default: {DEFAULT_RATE:g}, i.e. "
                                "stride 2 at 10 fps, 5 at 25 fps, 6 at 30 fps)")
-    sampling.add_argument("--stride", type=_positive, default=None, metavar="N",
+    sampling.add_argument("--stride", type=arg_positive, default=None, metavar="N",
                           help="process every N-th frame instead (whatever the frame rate)")
     p.add_argument("--no-motion-gate", dest="motion_gate", action="store_false",
                    help="run the detector on every processed frame, also where nothing moves")
-    p.add_argument("--workers", type=_positive, default=None, metavar="N",
+    p.add_argument("--workers", type=arg_positive, default=None, metavar="N",
                    help="index N videos at once in worker processes (default: from the number of cores)")
     p.add_argument("--tracker", choices=sorted(TRACKERS), default=DEFAULT_TRACKER,
                    help="tracker linking detections into tracks (default: %(default)s)")
@@ -537,9 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_index)
 
     def output(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--threshold", type=_threshold, default=None, metavar="T",
+        p.add_argument("--threshold", type=arg_threshold, default=None, metavar="T",
                        help=f"similarity threshold in [0, 1] (default: the calibrated {DEFAULT_THRESHOLD})")
-        p.add_argument("--top", type=_positive, default=20, metavar="K",
+        p.add_argument("--top", type=arg_positive, default=20, metavar="K",
                        help="show at most K hits (default: 20)")
         p.add_argument("--json", metavar="OUT", help="also write the hits as JSON to OUT ('-': stdout)")
 
@@ -549,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--query", nargs="+", metavar="PHOTO",
                       help="photo(s) of one person; several are combined")
-    what.add_argument("--like", type=_hit_ref, metavar="VIDEO:TRACK",
+    what.add_argument("--like", type=arg_hit_ref, metavar="VIDEO:TRACK",
                       help="find similar: the person of this track (its linked tracks too) is the query")
     p.add_argument("--video", action="append", metavar="VIDEO",
                    help="search only this indexed video (repeatable; default: all)")
@@ -566,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query_id", type=int, metavar="QUERY_ID")
     for flag, what_ in (("--confirm", "are the person"), ("--reject", "are not the person"),
                         ("--clear", "lose their mark")):
-        p.add_argument(flag, nargs="+", type=_hit_ref, metavar="HIT",
+        p.add_argument(flag, nargs="+", type=arg_hit_ref, metavar="HIT",
                        help=f"hits (TRACK or VIDEO:TRACK) that {what_}")
     output(p)
     common(p)
@@ -604,12 +444,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query_id", type=int, metavar="QUERY_ID")
     p.add_argument("--out", type=Path, required=True, metavar="FOLDER", help="export folder (created)")
     p.add_argument("--clips", action="store_true", help="also write an MP4 clip of each segment")
-    p.add_argument("--margin", type=_seconds, default=2.0, metavar="S",
+    p.add_argument("--margin", type=arg_seconds, default=2.0, metavar="S",
                    help="seconds kept before and after each segment (default: 2)")
     p.add_argument("--no-boxes", action="store_true", help="do not draw the person's box into the clips")
-    p.add_argument("--threshold", type=_threshold, default=None, metavar="T",
+    p.add_argument("--threshold", type=arg_threshold, default=None, metavar="T",
                    help="export hits at or above T (default: the query's own threshold)")
-    p.add_argument("--top", type=_positive, default=200, metavar="K",
+    p.add_argument("--top", type=arg_positive, default=200, metavar="K",
                    help="export at most K hits (default: 200)")
     common(p, models=False)
     p.set_defaults(func=cmd_export)
@@ -626,8 +466,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except ReidSearchError as err:
-        _err(str(err))
+        print_error(str(err))
         return EXIT_ERROR
     except KeyboardInterrupt:
-        _err("interrupted.")
+        print_error("interrupted.")
         return EXIT_INTERRUPTED

@@ -23,7 +23,6 @@ import functools
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ import numpy as np
 from core import search as search_mod
 from core.boxes import FrameBoxes
 from core.detection import YoloOnnxDetector
-from core.errors import QueryError, StoreError
+from core.errors import StoreError
 from core.index import EmbeddingIndex
 from core.library import Library, QueryInfo, RunChoice, SearchResult, VideoInfo, VideoRef
 from core.linking import centroids, link_run, needs_linking
@@ -41,6 +40,7 @@ from core.models.derived import PRECISIONS, model_for_precision, resolve_precisi
 from core.onnx_model import DEVICES, cuda_available
 from core.parallel import WorkerSpec, default_workers, index_videos
 from core.pipeline import DEFAULT_RATE, IndexSettings, index_video, model_identity, run_settings
+from core.query_photos import PhotoCheck, check_photo
 from core.reid import OnnxEmbedder
 from core.store import Store, VideoRecord
 from core.tracking import DEFAULT_TRACKER, make_tracker
@@ -56,25 +56,6 @@ alone when the search covered one video."""
 def plural_tracks(n: int) -> str:
     """``"track"`` or ``"N tracks"`` as a note says it."""
     return "track" if n == 1 else f"{n} tracks"
-
-@dataclass(frozen=True)
-class PhotoCheck:
-    """A query photo looked at before use (:meth:`Engine.check_photo`).
-
-    Attributes:
-        label: The photo as named in messages (its path, or ``"<array 0>"``).
-        people: People the detector found in it.
-        box: ``(x1, y1, x2, y2)`` of the person a search will use.
-        whole: The search will embed the whole photo (that person fills it) rather than cut them out.
-        size: ``(width, height)`` of the photo.
-    """
-
-    label: str
-    people: int
-    box: tuple[float, float, float, float]
-    whole: bool
-    size: tuple[int, int]
-
 
 class Engine(Library):
     """Index videos and search them for people (see the module notes).
@@ -281,36 +262,8 @@ class Engine(Library):
 
     def _targets(self, videos: Sequence[VideoRef] | VideoRef | None) -> tuple[list[search_mod.SearchTarget],
                                                                                list[str]]:
-        """The runs to search for ``videos`` (``None``: every video indexed with this ReID model), linked.
-
-        Raises:
-            StoreError: A video is unknown or not indexed with this ReID model, or nothing is indexed.
-        """
-        if videos is None:
-            records, explicit = self.store.list_videos(), False
-        else:
-            if isinstance(videos, (str, Path, int)):
-                videos = [videos]
-            records, explicit = [self.find_video(v) for v in videos], True
-        notes: list[str] = []
-        targets: list[search_mod.SearchTarget] = []
-        for video in records:
-            choice = self.run_for(video)
-            if choice.run is None:
-                if explicit:
-                    other = self.store.latest_run(video.id, status="done")
-                    why = (f"it was indexed with another ReID model ({other.reid_name}); index it again with "
-                           f"{self.reid_path.name}" if other is not None else "it is not indexed yet")
-                    raise StoreError(f"{video.path}: cannot be searched: {why} (python -m core index "
-                                     f"{video.path}).")
-                continue
-            if choice.note:
-                notes.append(choice.note)
-            targets.append(search_mod.SearchTarget(choice.run.id, video,
-                                                   int(choice.run.settings.get("stride", 1))))
-        if not targets:
-            raise StoreError(f"no video of the library {self.db_path} is indexed with the ReID model "
-                             f"{self.reid_path.name}; index one first (python -m core index VIDEO).")
+        """The runs to search for ``videos`` with this ReID model (``Library.search_targets``), linked."""
+        targets, notes = self.search_targets(videos, reid_name=self.reid_path.name)
         self._link([t.run_id for t in targets])
         return targets, notes
 
@@ -365,30 +318,12 @@ class Engine(Library):
                             notes=tuple(notes), elapsed_s=time.perf_counter() - t0, photos=tuple(labels))
 
     def check_photo(self, photo: str | Path | np.ndarray) -> PhotoCheck:
-        """Look for the person in a query photo as a search will, before it is used (no embedding).
-
-        The search takes the photo's main person (``core.search``); this refuses, besides what the
-        search refuses (an unreadable photo, no person at all), a photo whose only "people" are
-        lying down: a detector trained on falls reports objects on the ground (a bag on the grass,
-        a patch of lawn) as fallen people, and a query vector of those matches people at random.
+        """Look for the person in a query photo as a search will (:func:`core.query_photos.check_photo`).
 
         Raises:
             QueryError: One sentence naming the photo (``"<array 0>"`` for an array) and what is wrong.
         """
-        label = search_mod.photo_label(photo, 0)
-        image = search_mod.load_photo(photo, label)
-        boxes = search_mod._detect_people(image, self.detector)  # the search's own rule, padding included
-        if len(boxes) == 0:
-            raise QueryError(f"{label}: no person found (give a photo or crop showing one whole person).")
-        box = boxes[search_mod.main_person(boxes)]
-        bw, bh = float(box[2] - box[0]), float(box[3] - box[1])
-        if bh < bw:
-            raise QueryError(f"{label}: no standing or walking person found, only something lying down "
-                             "(give a photo or crop showing one whole person).")
-        h, w = image.shape[:2]
-        whole = bw * bh >= search_mod.CROP_MIN_COVERAGE * w * h or bh >= search_mod.CROP_MIN_HEIGHT * h
-        return PhotoCheck(label=label, people=len(boxes), box=tuple(float(v) for v in box),  # type: ignore[arg-type]
-                          whole=whole, size=(w, h))
+        return check_photo(photo, self.detector)
 
     def search_like(self, video: VideoRef, track_id: int, *, videos: Sequence[VideoRef] | None = None,
                     threshold: float | None = None, top_k: int = 200) -> SearchResult:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,7 @@ import numpy as np
 
 from core.errors import StoreError
 from core.linking import DEFAULT_LINK_SETTINGS, LinkSettings, link_run, needs_linking
+from core.search import SearchTarget
 from core.store import LinkingRecord, RunRecord, Sightings, Store, VideoRecord
 from core.text import format_time, plural
 from core.types import Hit
@@ -287,6 +289,47 @@ class Library:
         return [self.video_info(v, settings_key=settings_key) for v in self.store.list_videos()]
 
     # -- people -----------------------------------------------------------------------------------
+
+    def search_targets(self, videos: Sequence[VideoRef] | VideoRef | None, *, reid_name: str,
+                       ) -> tuple[list[SearchTarget], list[str]]:
+        """The runs a search of ``videos`` reads (``None``: every video with a run that counts).
+
+        Args:
+            videos: Paths or ids, or ``None``.
+            reid_name: The ReID model's file name, for the sentences.
+
+        Returns:
+            ``(targets, notes)``: one target per video, and a sentence per video whose run is not
+            the latest (see :meth:`run_for`).
+
+        Raises:
+            StoreError: A video is unknown or not indexed with this ReID model, or nothing is indexed.
+        """
+        if videos is None:
+            records, explicit = self.store.list_videos(), False
+        else:
+            if isinstance(videos, (str, Path, int)):
+                videos = [videos]
+            records, explicit = [self.find_video(v) for v in videos], True
+        notes: list[str] = []
+        targets: list[SearchTarget] = []
+        for video in records:
+            choice = self.run_for(video)
+            if choice.run is None:
+                if explicit:
+                    other = self.store.latest_run(video.id, status="done")
+                    why = (f"it was indexed with another ReID model ({other.reid_name}); index it again with "
+                           f"{reid_name}" if other is not None else "it is not indexed yet")
+                    raise StoreError(f"{video.path}: cannot be searched: {why} (python -m core index "
+                                     f"{video.path}).")
+                continue
+            if choice.note:
+                notes.append(choice.note)
+            targets.append(SearchTarget(choice.run.id, video, int(choice.run.settings.get("stride", 1))))
+        if not targets:
+            raise StoreError(f"no video of the library {self.path} is indexed with the ReID model "
+                             f"{reid_name}; index one first (python -m core index VIDEO).")
+        return targets, notes
 
     def link(self, videos: list[VideoRef] | None = None, *, force: bool = False,
              settings: LinkSettings = DEFAULT_LINK_SETTINGS) -> list[tuple[VideoRecord, LinkingRecord]]:

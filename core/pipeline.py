@@ -89,12 +89,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import filelock
 import numpy as np
 
 from core import __version__, safe_pickle
 from core.crops import Candidate, LiveTrack, copy_crop, crop_quality, has_moved
-from core.errors import BusyError, ReidSearchError, StoreError
+from core.errors import ReidSearchError, StoreError
 from core.index_settings import (
     _EXECUTION_FIELDS,
     DEFAULT_RATE,
@@ -104,7 +103,8 @@ from core.index_settings import (
     tracker_config,
 )
 from core.motion import MotionGate, small_grey
-from core.prefetch import Prefetcher, Prepared
+from core.prefetch import Inline, Prefetcher, Prepared
+from core.run_lock import run_lock_path, take_run_lock
 from core.store import NewTrack, RunRecord, Store
 from core.tracking import TENTATIVE
 from core.types import Detections, Detector, Embedder, Frame, IndexProgress, TrackedBoxes, Tracker
@@ -201,7 +201,7 @@ def _index(source: VideoSource, *, store: Store, detector: Detector, embedder: E
     fresh_tracker = tracker_factory()
     recorded, key = run_settings(detector, embedder, fresh_tracker, settings)
     recorded["stride"] = settings.stride_for(source.fps)  # the stride this video really gets
-    lock = _run_lock(store, video.id, key, path_text)
+    lock = take_run_lock(store, video.id, key, path_text)
     try:
         run = store.find_run(video.id, key)
         if run is not None and run.status == "done":
@@ -237,31 +237,6 @@ def _index(source: VideoSource, *, store: Store, detector: Detector, embedder: E
         lock.release()
 
 
-def run_lock_path(db_path: Path, video_id: int, key: str) -> Path:
-    """The lock file of one run: ``<db>.locks/video<id>-<key[:16]>.lock``."""
-    return db_path.with_name(db_path.name + ".locks") / f"video{video_id}-{key[:16]}.lock"
-
-
-def _run_lock(store: Store, video_id: int, key: str, path_text: str) -> filelock.BaseFileLock:
-    """Take the run's lock without waiting (see the module notes), or raise :class:`BusyError`.
-
-    Returns:
-        The acquired lock; the caller releases it.
-    """
-    path = run_lock_path(store.path, video_id, key)
-    lock = filelock.FileLock(path, timeout=0)
-    try:
-        path.parent.mkdir(exist_ok=True)
-        lock.acquire()
-    except filelock.Timeout:
-        raise BusyError(f"{path_text}: is being indexed into {store.path} right now by another program or "
-                        "window (same models and settings); wait for it to finish, or stop it, then "
-                        "try again.") from None
-    except OSError as err:
-        raise StoreError(f"{path.parent}: cannot create the indexing lock ({err.strerror or err}).") from None
-    return lock
-
-
 def _load_state(store: Store, run: RunRecord, key: str) -> tuple[_State | None, str]:
     """The run's resume state, or ``None`` and why it cannot be used (see the module notes)."""
     blob = store.load_run_state(run.id)
@@ -278,23 +253,6 @@ def _load_state(store: Store, run: RunRecord, key: str) -> tuple[_State | None, 
     if state.settings_key != key:
         return None, "the saved progress of the interrupted run belongs to other settings"
     return state, ""
-
-
-class _Inline:
-    """:class:`Prefetcher`'s interface without the thread (``prefetch=0``)."""
-
-    def __init__(self, frames: Iterator[Frame], prepare: Callable[[Frame], Prepared]) -> None:
-        self._items = (prepare(f) for f in frames)
-        self._frames = frames
-
-    def __iter__(self) -> Iterator[Prepared]:
-        return self._items
-
-    def __next__(self) -> Prepared:
-        return next(self._items)
-
-    def close(self) -> None:
-        self._frames.close()
 
 
 class _Indexer:
@@ -452,7 +410,7 @@ class _Indexer:
             self.store.set_run_status(self.run.id, "running")
         decoded = self.source.iter_frames(settings.stride, start)
         frames = (Prefetcher(decoded, self._prepare, settings.prefetch) if settings.prefetch
-                  else _Inline(decoded, self._prepare))
+                  else Inline(decoded, self._prepare))
         batch: list[Prepared] = []
         try:
             while True:

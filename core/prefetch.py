@@ -112,3 +112,21 @@ class Prefetcher:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class Inline:
+    """:class:`Prefetcher`'s interface without the thread (``prefetch=0``)."""
+
+    def __init__(self, frames: Iterator[Frame], prepare: Callable[[Frame], Prepared]) -> None:
+        self._items = (prepare(f) for f in frames)
+        self._frames = frames
+
+    def __iter__(self) -> Iterator[Prepared]:
+        return self._items
+
+    def __next__(self) -> Prepared:
+        return next(self._items)
+
+    def close(self) -> None:
+        """Stop: close the frame iterator (its decoder)."""
+        self._frames.close()

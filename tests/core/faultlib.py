@@ -42,7 +42,7 @@ tracker_factory = functools.partial(make_tracker, DEFAULT_TRACKER,
 # FAULT_SETTINGS; it prints "progress N" per progress item so the test can act at a given point.
 INDEX_CHILD = textwrap.dedent("""
     import sys
-    from core.cli import _report
+    from core.cli_output import report
     from core.engine import Engine
     from core.pipeline import IndexSettings
     from core.types import IndexOutcome, IndexProgress
@@ -54,7 +54,7 @@ INDEX_CHILD = textwrap.dedent("""
         if isinstance(event, IndexProgress):
             print("progress", event.frames_done, flush=True)
         elif isinstance(event, IndexOutcome):
-            status = max(status, _report(event))
+            status = max(status, report(event))
     sys.exit(status)
 """)
 

@@ -142,7 +142,7 @@ class _SeekSpy:
 def test_read_sequential_fallback_is_exact(vtest_path: Path, vtest_reference: dict[int, np.ndarray],
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """The path used when a container's seeks cannot be trusted gives the same frames, without seeking."""
-    import core.video as video_mod
+    import core.video_file as video_mod
 
     seeks: list[float] = []
     real_open = video_mod._open_capture
