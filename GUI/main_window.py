@@ -44,6 +44,7 @@ from GUI.query_panel import save_crop
 from GUI.repair_prompt import RepairPrompt
 from GUI.search_control import SearchControl
 from GUI.settings import APPLICATION, AppSettings, SettingsStore
+from GUI.settings_control import SettingsControl
 from GUI.window_model import WindowModel, same_path
 from GUI.window_ui import WindowUi
 from GUI.workers import LibrarySnapshot, Thumbnail, hit_key
@@ -71,6 +72,7 @@ class MainWindow(WindowUi):
         player: The current video, its frame and boxes, seeking and playback.
         jobs: The engine and the work done with it on worker threads.
         repair_prompt: Offers Repair when the library is damaged.
+        settings_control: The Settings dialog, applying its settings, and the offer to index again.
     """
 
     messageShown = Signal(str, str)
@@ -93,6 +95,7 @@ class MainWindow(WindowUi):
         self.model = WindowModel.restore(self.settings.threshold)
         self.jobs = Background(self)
         self.repair_prompt = RepairPrompt(self, interactive=interactive)
+        self.settings_control = SettingsControl(self, interactive=interactive)
         self.dialogs = FileDialogs(self, lambda: self.settings.last_dir, self._remember_dir)
         self.progress = ProgressDisplay(self.progress_label, self.progress_bar, self.cancel_button)
         self.query = QueryControl(self.queries, self.model, self.jobs, self)
@@ -127,7 +130,7 @@ class MainWindow(WindowUi):
                           (self.act_cancel, self.cancel_work), (self.act_export, self.choose_export),
                           (self.act_save_images, self.choose_image_folder),
                           (self.act_export_clips, self.evidence.choose),
-                          (self.act_settings, self.open_settings), (self.act_quit, self.close),
+                          (self.act_settings, self.settings_control.open), (self.act_quit, self.close),
                           (self.act_sample, self.try_sample),
                           (self.act_about, lambda: show_about(self, self.db_path())),
                           (self.act_play, self.player.toggle_play),
@@ -205,6 +208,11 @@ class MainWindow(WindowUi):
     def db_path(self) -> Path:
         """The library database in use (``--db``, the settings, or the default)."""
         return Path(self._db_override or self.settings.db_path or paths.default_db_path())
+
+    @property
+    def db_from_command_line(self) -> bool:
+        """Whether the library was given with ``--db`` (the Settings dialog says so)."""
+        return self._db_override is not None
 
     def queries_dir(self) -> Path:
         """Where query crops drawn on the video are kept (next to the database)."""
@@ -435,7 +443,7 @@ class MainWindow(WindowUi):
         if folder := self.dialogs.folder("Save hit images to"):
             self.search.save_images(folder)
 
-    # ================================================================== sample, settings, about
+    # ================================================================== sample
     def try_sample(self) -> bool:
         """Open the sample clip and photo and run index + search."""
         missing = [str(p) for p in (SAMPLE_CLIP, SAMPLE_QUERY) if not p.is_file()]
@@ -448,30 +456,6 @@ class MainWindow(WindowUi):
         self.query.clear()
         self.query.add_files([str(SAMPLE_QUERY)])
         return self.start_search()
-
-    def open_settings(self) -> None:
-        """Show the Settings dialog; apply (and rebuild the engine) when accepted."""
-        from GUI.settings_dialog import edit_settings
-
-        new = edit_settings(self, self.settings, self.jobs.engine, db_in_use=self.db_path(),
-                            db_from_command_line=self._db_override is not None,
-                            indexed_videos=self.library.indexed_count())
-        if new is not None:
-            self.apply_settings(new)
-
-    def apply_settings(self, new: AppSettings) -> None:
-        """Use new settings: save them, move the threshold, rebuild the engine if needed."""
-        old_key = self.settings.engine_key()
-        self.settings = new
-        self.settings_store.save(new)
-        if new.threshold is not None:
-            self.model.threshold = new.threshold
-        if new.engine_key() != old_key:
-            if self.jobs.busy(INDEX_JOB):
-                self.show_message("warning", "The new models, device or database are used after the "
-                                             "running search ends; apply the settings again then.")
-                return
-            self.start_engine()
 
     # ================================================================== state
     def _update_actions(self, *_: object) -> None:

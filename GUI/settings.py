@@ -121,6 +121,12 @@ class AppSettings:
         return (self.detector, self.reid, self.device, self.precision, self.sampling, self.rate,
                 self.stride, self.motion_gate, self.db_path)
 
+    def run_key(self) -> tuple[str | int | float | bool | None, ...]:
+        """The settings a run is made with (models, precision, frames): a change means indexing again."""
+        by_time = self.sampling == "rate"
+        return (self.detector, self.reid, self.precision, self.sampling, self.rate if by_time else None,
+                None if by_time else self.stride, self.motion_gate)
+
     def engine_kwargs(self) -> dict[str, Any]:
         """``core.engine.Engine`` keyword arguments: device, precision, sampling, motion gate."""
         by_time = self.sampling == "rate"

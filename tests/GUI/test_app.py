@@ -394,7 +394,7 @@ def test_settings_apply_rebuilds_engine_and_window_geometry_is_remembered(make_w
     assert new == replace(w.settings, stride=3, threshold=0.62)
     dialog.reject()
     with qtbot.waitSignal(w.engineReady, timeout=120000):
-        w.apply_settings(new)
+        w.settings_control.apply(new)
     assert w.engine.settings.stride == 3
     assert w.results.threshold == pytest.approx(0.62)
     w.resize(1111, 733)
@@ -402,6 +402,38 @@ def test_settings_apply_rebuilds_engine_and_window_geometry_is_remembered(make_w
     w2 = make_window(tmp_path / "lib.sqlite", settings_store=ini_settings_store(tmp_path / "remember.ini"))
     assert (w2.width(), w2.height()) == (1111, 733)
     assert w2.settings.stride == 3 and w2.results.threshold == pytest.approx(0.62)
+
+
+def test_a_change_of_settings_offers_to_index_the_videos_again(make_window, indexed_db, indexed_session,
+                                                              qtbot):
+    from dataclasses import replace
+
+    w = make_window(indexed_db)
+    assert w.library.info_for(str(indexed_session.clip)).status == "indexed"
+    # The threshold alone changes no run: nothing to offer.
+    w.settings_control.apply(replace(w.settings, threshold=0.7))
+    assert not w.settings_control.stale
+    # Every 3rd frame instead of every 2nd: the video's run no longer counts.
+    loads = w.library_loads
+    with qtbot.waitSignal(w.engineReady, timeout=WORK_TIMEOUT_MS):
+        w.settings_control.apply(replace(w.settings, stride=w.settings.stride + 1))
+    qtbot.waitUntil(lambda: w.library_loads > loads and bool(w.settings_control.stale),
+                    timeout=WORK_TIMEOUT_MS)
+    assert w.settings_control.stale == [str(indexed_session.clip)]
+    text = w.settings_control.text
+    assert text.startswith("1 video was indexed with other models or settings: it is indexed again")
+    assert w.statusBar().currentMessage() == text
+    # Index again now: that video is checked and indexed with the new settings (cancelled here: the
+    # whole of it takes a minute; the session fixture times a full run through the same action).
+    assert w.settings_control.index_now()
+    assert w.model.scope == [norm_path(indexed_session.clip)]
+    qtbot.waitUntil(lambda: any(isinstance(p, IndexProgress) and p.frames_done > 0
+                                and norm_path(p.video_path) == norm_path(indexed_session.clip)
+                                for p in w.progress_items), timeout=WORK_TIMEOUT_MS)
+    assert w.engine.settings.stride == 3
+    with qtbot.waitSignal(w.jobFinished, timeout=WORK_TIMEOUT_MS):
+        w.cancel_work()
+    assert not w.settings_control.stale
 
 
 @pytest.mark.skipif(not (SAMPLE_CLIP.is_file() and SAMPLE_QUERY.is_file()), reason="sample assets missing")
