@@ -2,7 +2,8 @@
 the child-process script, and the checks that nothing stored was lost.
 
 Everything indexes as the engine does (``core.engine.Engine``: the manifest's person classes,
-tracker thresholds and ReID preprocessing) with :data:`FAULT_SETTINGS`, so a library written by
+tracker thresholds and ReID preprocessing) with :data:`FAULT_SETTINGS` and the float32 detector
+(the session's ``person_detector``; never the int8 one the install makes), so a library written by
 a child process running the engine and one written in the test process have the same runs.
 """
 
@@ -47,7 +48,7 @@ INDEX_CHILD = textwrap.dedent("""
     from core.pipeline import IndexSettings
     from core.types import IndexOutcome, IndexProgress
     db, det, reid, *videos = sys.argv[1:]
-    engine = Engine(db, detector=det, reid=reid, device="cpu",
+    engine = Engine(db, detector=det, reid=reid, device="cpu", precision="fp32",
                     settings=IndexSettings(stride=2, det_batch=4, commit_every=8))
     status = 0
     for event in engine.index_many(videos):

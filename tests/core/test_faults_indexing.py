@@ -69,11 +69,18 @@ class FailingDetector:
     def __getattr__(self, name):
         return getattr(self._real, name)
 
-    def detect(self, images):
+    def _count(self) -> None:
         self.calls += 1
         if self.calls > self.fail_after:
             raise ModelError(f"{self._real.path}: ONNX Runtime failed on batch {self.calls}")
+
+    def detect(self, images):
+        self._count()
         return self._real.detect(images)
+
+    def detect_prepared(self, images, *args, **kwargs):  # the pipeline's path (letterboxed on its thread)
+        self._count()
+        return self._real.detect_prepared(images, *args, **kwargs)
 
 
 def test_a_failed_run_resumes_to_the_uninterrupted_result(tmp_path, fault_clips, fault_library, models):
