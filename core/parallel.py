@@ -112,6 +112,7 @@ class WorkerSpec:
         tracker_kwargs: Its settings.
         settings: The indexing settings.
         threads: ONNX Runtime threads per model in the worker.
+        images: How folders of images are read (``core.photo_index.media_kind``).
     """
 
     db_path: str
@@ -124,6 +125,7 @@ class WorkerSpec:
     tracker_kwargs: dict[str, Any] = field(default_factory=dict)
     settings: IndexSettings = field(default_factory=IndexSettings)
     threads: int = 1
+    images: str = "auto"
 
 
 class _Stop:
@@ -145,7 +147,7 @@ def _worker(spec: WorkerSpec, videos: Sequence[str], taken: Any, events: Any, st
             parent: int) -> None:
     """Body of a worker process (see the module notes); ends with ``("exit", None)`` on ``events``."""
     from core.detection import YoloOnnxDetector
-    from core.pipeline import index_video
+    from core.photo_index import index_media
     from core.reid import OnnxEmbedder
     from core.store import Store
     from core.tracking import make_tracker
@@ -161,8 +163,9 @@ def _worker(spec: WorkerSpec, videos: Sequence[str], taken: Any, events: Any, st
         tracker_factory = functools.partial(make_tracker, spec.tracker, **spec.tracker_kwargs)
 
         def index(path: str) -> Iterator[IndexProgress]:
-            return index_video(path, store=store, detector=detector, embedder=embedder,
-                               tracker_factory=tracker_factory, settings=spec.settings, cancel=stop)
+            return index_media(path, store=store, detector=detector, embedder=embedder,
+                               tracker_factory=tracker_factory, settings=spec.settings, images=spec.images,
+                               cancel=stop)
 
         while not stop.is_set():
             with taken.get_lock():

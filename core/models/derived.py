@@ -172,3 +172,21 @@ def model_for_precision(source: str | Path, precision: str, *, on_gpu: bool,
         note = (f"no {wanted} version of {source.name} has been made on this machine; running it in "
                 f"float32 (`python -m core.models quantize {source} --to {wanted}` makes one)")
     return source, "fp32", note
+
+
+def detector_file(float_path: Path, precision: str, on_gpu: bool, notes: list[str]) -> Path:
+    """The detector file an engine runs for ``precision``; the float16 version is made on the spot on a GPU.
+
+    A sentence goes to ``notes`` when the precision asked for cannot be had (the float32 model runs).
+    """
+    path, used, note = model_for_precision(float_path, precision, on_gpu=on_gpu)
+    if used == "fp32" and resolve_precision(precision, on_gpu) == "fp16":
+        from core.models.quantize import convert_float16
+
+        try:
+            return convert_float16(float_path).path
+        except (ModelError, OSError, ImportError) as exc:
+            note = f"{float_path.name} runs in float32: making its float16 version failed ({exc})"
+    if note is not None:
+        notes.append(note)
+    return path
