@@ -34,7 +34,7 @@ from core.detection import YoloOnnxDetector
 from core.errors import StoreError
 from core.index import EmbeddingIndex
 from core.index_settings import photo_run_settings
-from core.library import Library, QueryInfo, RunChoice, SearchResult, VideoInfo, VideoRef
+from core.library import HitRef, Library, QueryInfo, RunChoice, SearchResult, VideoInfo, VideoRef
 from core.linking import centroids, link_run, needs_linking
 from core.models import resolve_model
 from core.models.derived import PRECISIONS, detector_file
@@ -47,14 +47,9 @@ from core.query_photos import PhotoCheck, check_photo
 from core.reid import OnnxEmbedder
 from core.store import Store, VideoRecord
 from core.tracking import DEFAULT_TRACKER, make_tracker
-from core.types import Hit, IndexEvent, IndexOutcome, IndexProgress, TrackedBoxes, Tracker
+from core.types import IndexEvent, IndexOutcome, IndexProgress, TrackedBoxes, Tracker
 
 __all__ = ["Engine", "HitRef", "PhotoCheck", "QueryInfo", "SearchResult", "VideoInfo", "VideoRef"]
-
-HitRef = Hit | tuple[VideoRef, int] | int
-"""A hit of a saved search: the hit itself, ``(video, track id)`` of one of its tracks, or a track id
-alone when the search covered one video."""
-
 
 def plural_tracks(n: int) -> str:
     """``"track"`` or ``"N tracks"`` as a note says it."""
@@ -126,6 +121,8 @@ class Engine(Library):
         if images not in IMAGE_KINDS:
             raise ValueError(f"images must be one of {', '.join(IMAGE_KINDS)}, got {images!r}")
         self.images = images
+        self.image_kinds: dict[str, str] = {}
+        """Folders read otherwise than ``images`` says: ``{resolved path: kind}`` (:meth:`read_as`)."""
         if workers is not None and int(workers) < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         if settings is None:
@@ -187,10 +184,17 @@ class Engine(Library):
         """
         for item in index_media(video, store=self.store, detector=self.detector, embedder=self.embedder,
                                 tracker_factory=self.tracker_factory, settings=self.settings,
-                                images=self.images, cancel=cancel):
+                                images=self.image_kinds.get(str(Path(video).resolve()), self.images),
+                                cancel=cancel):
             if item.done or item.skipped:
                 self._link_video(video)
             yield item
+
+    def read_as(self, folder: str | Path, kind: str) -> None:
+        """Index ``folder`` as ``kind`` (``"sequence"``, ``"photos"``, ``"auto"``), not as ``images`` says."""
+        if kind not in IMAGE_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(IMAGE_KINDS)}, got {kind!r}")
+        self.image_kinds[str(Path(folder).resolve())] = kind
 
     def _link_video(self, video: str | Path) -> None:
         """Link the tracks of ``video``'s finished run with this engine's settings (when not linked yet)."""
@@ -242,7 +246,7 @@ class Engine(Library):
                           person_classes=tuple(self.detector.person_classes), reid=str(self.reid_path),
                           reid_preprocess=preprocess, device=self.device, tracker=tracker,
                           tracker_kwargs=kwargs, settings=self.settings, threads=int(threads),
-                          images=self.images)
+                          images=self.images, image_kinds=dict(self.image_kinds))
 
     # -- library, with this engine's run rule --------------------------------------------------
 
@@ -417,7 +421,7 @@ class Engine(Library):
         changes: dict[int, str | None] = {}
         for refs, mark in ((clear, None), (confirm, "confirmed"), (reject, "rejected")):
             for ref in refs:
-                changes.update(dict.fromkeys(self._hit_tracks(record, ref), mark))
+                changes.update(dict.fromkeys(self.hit_tracks(record, ref), mark))
         self.store.set_marks(record.id, changes)
         marks = self.store.marks(record.id)
         targets, notes = self._targets(list(summary.video_ids))
@@ -428,27 +432,6 @@ class Engine(Library):
                             threshold=summary.threshold,
                             notes=summary.notes, elapsed_s=time.perf_counter() - t0, photos=summary.photos,
                             created=summary.created, rejected=tuple(h for _, h in found.rejected))
-
-    def _hit_tracks(self, record, ref: HitRef) -> tuple[int, ...]:
-        """Every ``track_pk`` of the saved hit ``ref`` names.
-
-        Raises:
-            StoreError: ``ref`` is none of the query's hits.
-        """
-        if isinstance(ref, Hit):
-            video_id, track_id = ref.video_id, ref.track_id
-        elif isinstance(ref, tuple):
-            video_id, track_id = self.find_video(ref[0]).id, int(ref[1])
-        else:
-            if len(record.summary.video_ids) != 1:
-                raise StoreError(f"query {record.id} searched several videos: name the video of track {ref} "
-                                 "(VIDEO:TRACK).")
-            video_id, track_id = record.summary.video_ids[0], int(ref)
-        for hit, pks in zip(record.hits, record.hit_tracks, strict=True):
-            if hit.video_id == video_id and int(track_id) in hit.track_ids:
-                return pks
-        raise StoreError(f"query {record.id} has no hit with track {track_id} of video {video_id} "
-                         f"(python -m core show {record.id} lists its hits).")
 
     def boxes_at(self, video: VideoRef, frame_index: int) -> TrackedBoxes:
         """Every track's box stored at a frame (or at the nearest processed frame at most stride-1 back).

@@ -34,6 +34,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from core.errors import ReidSearchError
@@ -113,6 +114,7 @@ class WorkerSpec:
         settings: The indexing settings.
         threads: ONNX Runtime threads per model in the worker.
         images: How folders of images are read (``core.photo_index.media_kind``).
+        image_kinds: ``{resolved folder: kind}`` read otherwise (``core.engine.Engine.read_as``).
     """
 
     db_path: str
@@ -126,6 +128,7 @@ class WorkerSpec:
     settings: IndexSettings = field(default_factory=IndexSettings)
     threads: int = 1
     images: str = "auto"
+    image_kinds: dict[str, str] = field(default_factory=dict)
 
 
 class _Stop:
@@ -164,7 +167,8 @@ def _worker(spec: WorkerSpec, videos: Sequence[str], taken: Any, events: Any, st
 
         def index(path: str) -> Iterator[IndexProgress]:
             return index_media(path, store=store, detector=detector, embedder=embedder,
-                               tracker_factory=tracker_factory, settings=spec.settings, images=spec.images,
+                               tracker_factory=tracker_factory, settings=spec.settings,
+                               images=spec.image_kinds.get(str(Path(path).resolve()), spec.images),
                                cancel=stop)
 
         while not stop.is_set():
