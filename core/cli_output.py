@@ -59,7 +59,8 @@ class IndexBars:
     def _bar(self, **kwargs: object):
         from tqdm import tqdm
 
-        return tqdm(dynamic_ncols=True, file=sys.stderr, unit="frame", **kwargs)
+        kwargs.setdefault("unit", "frame")
+        return tqdm(dynamic_ncols=True, file=sys.stderr, **kwargs)
 
     def show(self, item: IndexProgress) -> None:
         """Move the bar of ``item``'s video (made at its first item) and the batch's."""
@@ -69,8 +70,9 @@ class IndexBars:
         if bar is None:
             bar = self.bars[item.video_path] = self._bar(total=item.frames_total or None,
                                                          desc=Path(item.video_path).name,
-                                                         initial=item.frames_done)
-        bar.set_postfix(tracks=item.tracks, refresh=False)
+                                                         initial=item.frames_done,
+                                                         unit="photo" if item.photos else "frame")
+        bar.set_postfix({"people" if item.photos else "tracks": item.tracks}, refresh=False)
         bar.update(item.frames_done - bar.n)
         self.frames[item.video_path] = (item.frames_done, item.frames_total)
         self._overall()

@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
 from core.search import DEFAULT_THRESHOLD
+from core.types import IndexProgress
 from GUI.results import HIT_ROLE
 from tests.conftest import shared_file
 from tests.GUI.helpers import highlight_at_left_edge, search, wait_shown
@@ -31,7 +32,12 @@ def test_photo_folder_opened_searched_and_a_hit_shows_the_photo_boxed(make_windo
     assert w.frame_label.text() == "photo 0 / 7"
     w.query.add_files([str(shared_file(QUERY_C6))])
     qtbot.waitUntil(lambda: w.model.can_search, timeout=30000)
-    result = search(w, qtbot)
+    labels = []
+    w.progressShown.connect(lambda item: labels.append(w.progress_label.text()))
+    result = search(w, qtbot)                                           # indexes the 8 photos, then searches
+    photos = [p for p in w.progress_items if isinstance(p, IndexProgress)]
+    assert photos and all(p.photos for p in photos) and photos[-1].frames_done == 8
+    assert any("photos/s" in text and "people so far" in text for text in labels), labels
     shown = result.above(DEFAULT_THRESHOLD)
     assert len(shown) >= 6 and all(h.photo_path for h in shown)
     best = shown[0]
