@@ -173,6 +173,8 @@ class MainWindow(WindowUi):
         jobs.engineFailed.connect(self._engine_failed)
         jobs.libraryLoaded.connect(self._library_loaded)
         jobs.thumbnailReady.connect(self._on_thumbnail)
+        self.photo_strip.attach(self.model, jobs.thumbnailReady)
+        self.photo_strip.hitActivated.connect(self.show_hit)
         jobs.error.connect(lambda text: self.show_message("error", self.query.friendly(text)))
         jobs.jobFinished.connect(self._job_done)  # after SearchControl's: the progress is updated first
         jobs.jobsChanged.connect(self._update_actions)

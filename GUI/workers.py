@@ -64,10 +64,12 @@ class Thumbnail:
     Attributes:
         key: ``(video_path, track_id, best_frame)`` identifying the hit.
         image: The crop as an RGB ``QImage`` that owns its pixels.
+        photo: A photo hit's whole photo, small, with the person boxed (``None`` for a video hit).
     """
 
     key: tuple[str, int, int]
     image: QImage
+    photo: QImage | None = None
 
 
 @dataclass(frozen=True)
@@ -400,11 +402,24 @@ def thumbnails_body(hits: Sequence[Hit], open_source: Callable[[Hit], VideoSourc
             qimg = bgr_to_qimage(crop)
             if qimg.height() > height:
                 qimg = qimg.scaledToHeight(height, Qt.TransformationMode.SmoothTransformation)
-            job.progress.emit(Thumbnail(hit_key(hit), qimg))
+            job.progress.emit(Thumbnail(hit_key(hit), qimg, boxed_photo(image, hit.best_box, height)
+                                        if hit.photo_path else None))
             count += 1
         return count
 
     return body
+
+
+def boxed_photo(image: np.ndarray, box: Sequence[float], height: int) -> QImage:
+    """``image`` (BGR) scaled to ``height`` pixels, ``box`` drawn in the selection green, as a ``QImage``."""
+    import cv2
+
+    scale = min(1.0, height / max(image.shape[0], 1))
+    small = cv2.resize(image, (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))),
+                       interpolation=cv2.INTER_AREA)
+    x1, y1, x2, y2 = (int(round(v * scale)) for v in box)
+    cv2.rectangle(small, (x1, y1), (x2, y2), (118, 230, 0), 2)
+    return bgr_to_qimage(small)
 
 
 def export_images_body(hits: Sequence[Hit], folder: str, open_source: Callable[[Hit], VideoSource],
