@@ -360,8 +360,9 @@ class _Exporter:
             segs = hit.segments
             span = (f"{format_time(segs[0].start_s)}-{format_time(segs[-1].end_s)}" if segs
                     else format_time(hit.best_time_s))
-            yield _cell(crops.get(rank), [f"#{rank}   {hit.score:.2f}", span,
-                                          f"{Path(hit.video_path).name} t{hit.track_id}"])
+            where = [Path(hit.photo_path).name, Path(hit.video_path).name] if hit.photo_path else \
+                [span, f"{Path(hit.video_path).name} t{hit.track_id}"]
+            yield _cell(crops.get(rank), [f"#{rank}   {hit.score:.2f}", *where])
 
     def record(self, clips: Sequence[_Clip], photos: dict[str, str]) -> dict:
         runs = {}

@@ -60,3 +60,29 @@ def test_photo_folder_opened_searched_and_a_hit_shows_the_photo_boxed(make_windo
     selected = [o for o in w.view.overlays if o.kind == "selected"]
     assert len(selected) == 1 and np.allclose(selected[0].box, best.best_box, atol=1)
     assert highlight_at_left_edge(w.view, selected[0].box)
+
+
+def test_opening_a_folder_of_images_asks_photos_or_video_frames(qapp, tmp_path):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from GUI.image_folders import ImageFolders, ask_kind
+
+    seen = []
+
+    def answer(button: str) -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(50, lambda: answer(button))             # not shown yet
+            return
+        seen.append(box.text())
+        next(b for b in box.buttons() if b.text().startswith(button)).click()
+
+    QTimer.singleShot(0, lambda: answer("Video frames"))
+    assert ask_kind(None, str(tmp_path / "shots"), "photos", "its names are not one evenly numbered series") \
+        == "sequence"
+    assert "It looks like a photo collection (its names are not one evenly numbered series)" in seen[0]
+    folders = ImageFolders(None, lambda: None, interactive=True)
+    QTimer.singleShot(0, lambda: answer("Photos"))
+    assert folders.choose(shared_file(MARKET)) == "photos" and folders.is_photos(shared_file(MARKET))
+    assert "It looks like a photo collection" in seen[1]
