@@ -9,10 +9,10 @@ JSON: a list, best first, of one record per hit, that is one person in one video
 ``track_id`` is the person's best-matching track (``best_frame`` and ``best_box`` are its),
 ``track_ids`` every track of the person in time order, ``segments`` their time segments.
 In a photo collection (``core.photos``) a hit is one person in one photo and has one more key,
-``"photo"``: that
-photo's file, ``best_box`` the person's box in the upright photo, ``video`` the collection
-and ``best_frame`` the photo's rank in it. Video hits have no ``photo`` key (the CSV's
-``photo`` column is empty).
+``"photo"``, that photo's file (and ``"photo_taken"``, its EXIF time as ISO text, when it has
+one: photos of several collections share that timeline); ``best_box`` is the person's box in
+the upright photo, ``video`` the collection and ``best_frame`` the photo's rank in it. Video
+hits have no ``photo`` key (the CSV's ``photo`` column is empty).
 
 CSV: one row per segment with the hit's fields repeated (:data:`CSV_COLUMNS`), so it
 opens cleanly in a spreadsheet. Files are written atomically (a temporary file renamed
@@ -54,6 +54,7 @@ def hit_record(hit: Hit) -> dict[str, Any]:
         "best_box": [round(float(v), 2) for v in hit.best_box],
         "track_ids": [int(t) for t in hit.track_ids],
         **({"photo": hit.photo_path} if hit.photo_path else {}),
+        **({"photo_taken": hit.photo_taken} if hit.photo_taken else {}),
     }
 
 

@@ -170,7 +170,10 @@ def person_hits(store: Store, scored: Mapping[int, tuple[float, int]], runs: Map
         made.append(((best, *[pk for pk in members if pk != best]), hit))
     photo_of = store.photo_paths([(h.video_id, h.best_frame) for _, h in made
                                   if any(r.photos and r.video_id == h.video_id for r in runs.values())])
-    made = [(pks, replace(h, photo_path=photo_of.get((h.video_id, h.best_frame), ""))) for pks, h in made]
+    for i, (pks, h) in enumerate(made):
+        if (h.video_id, h.best_frame) in photo_of:
+            path, taken = photo_of[(h.video_id, h.best_frame)]
+            made[i] = (pks, replace(h, photo_path=path, photo_taken=taken))
     made.sort(key=lambda x: (x[1].mark != "confirmed", -x[1].score, x[1].video_id, x[1].track_id))
     kept = [m for m in made if m[1].mark == "confirmed"]
     others = [m for m in made if m[1].mark == ""]

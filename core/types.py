@@ -170,6 +170,8 @@ class Hit:
             else ``""``.
         photo_path: In a photo collection (``core.photos``): the photo file of ``best_frame`` (the hit
             is one person in one photo, boxed by ``best_box``); ``""`` in a video.
+        photo_taken: The photo's EXIF ``DateTimeOriginal`` as ISO text (camera time), else ``""``:
+            photos of several collections share this one timeline.
     """
 
     video_id: int
@@ -183,6 +185,7 @@ class Hit:
     track_ids: tuple[int, ...] = ()
     mark: str = ""
     photo_path: str = ""
+    photo_taken: str = ""
 
     def __post_init__(self) -> None:
         if not self.track_ids:

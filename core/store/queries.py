@@ -143,7 +143,8 @@ class QueryStore(Database):
             if q is None:
                 raise StoreError(f"query {query_id} is not in the library {self.path}.")
             rows = session.execute(
-                select(HitTable, TrackTable.track_id, VideoTable.id, VideoTable.path, PhotoTable.path)
+                select(HitTable, TrackTable.track_id, VideoTable.id, VideoTable.path, PhotoTable.path,
+                       PhotoTable.taken)
                 .join(TrackTable, TrackTable.id == HitTable.track_pk)
                 .join(RunTable, RunTable.id == TrackTable.run_id)
                 .join(VideoTable, VideoTable.id == RunTable.video_id)
@@ -157,11 +158,12 @@ class QueryStore(Database):
             marks = {int(pk): m for pk, m in session.execute(
                 select(MarkTable.track_pk, MarkTable.mark).where(MarkTable.query_id == q.id))}
             found = []
-            for (h, track_id, video_id, video_path, photo), pks in zip(rows, all_pks, strict=True):
+            for (h, track_id, video_id, video_path, photo, taken), pks in zip(rows, all_pks, strict=True):
                 known = sorted((members[pk][1], members[pk][0]) for pk in pks if pk in members)
                 hit = hit_from_row(h, video_id=video_id, video_path=video_path, track_id=track_id,
                                    track_ids=[tid for _, tid in known], mark=hit_mark(pks, marks),
-                                   photo_path="" if photo is None else photo_file(video_path, photo))
+                                   photo_path="" if photo is None else photo_file(video_path, photo),
+                                   photo_taken=taken or "")
                 found.append((mark_rank(hit.mark), -hit.score, h.id, hit, pks))
             found.sort(key=lambda x: x[:3])
             return QueryRecord(summary=query_summary_from_row(q, len(rows)), hits=tuple(x[3] for x in found),

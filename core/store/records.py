@@ -408,13 +408,14 @@ def hit_track_pks(h: Any) -> tuple[int, ...]:
 
 
 def hit_from_row(h: Any, *, video_id: int, video_path: str, track_id: int, track_ids: Sequence[int] = (),
-                 mark: str = "", photo_path: str = "") -> Hit:
+                 mark: str = "", photo_path: str = "", photo_taken: str = "") -> Hit:
     """A ``hits`` row, with its video, tracker ids (best; all in time order) and mark, as a ``Hit``."""
     segments = tuple(Segment(float(a), float(b), int(c), int(d)) for a, b, c, d in json.loads(h.segments))
     box = tuple(float(x) for x in json.loads(h.best_box))
     return Hit(video_id=video_id, video_path=video_path, track_id=track_id, score=h.score, segments=segments,
                best_frame=h.best_frame, best_time_s=h.best_time_s, best_box=box,  # type: ignore[arg-type]
-               track_ids=tuple(int(t) for t in track_ids), mark=mark, photo_path=photo_path)
+               track_ids=tuple(int(t) for t in track_ids), mark=mark, photo_path=photo_path,
+               photo_taken=photo_taken)
 
 
 def hit_values(query_id: int, track_pks: int | Sequence[int], h: Hit) -> dict[str, Any]:

@@ -134,20 +134,21 @@ class VideoStore(Database):
             return [PhotoRecord(frame=r.frame, path=photo_file(video.path, r.path), taken=r.taken,
                                 time_s=r.time_s, width=r.width, height=r.height) for r in rows]
 
-    def photo_paths(self, frames: Sequence[tuple[int, int]]) -> dict[tuple[int, int], str]:
-        """``{(video_id, frame): absolute photo file}`` of those pairs that are photos of a collection."""
+    def photo_paths(self, frames: Sequence[tuple[int, int]]) -> dict[tuple[int, int], tuple[str, str]]:
+        """``{(video_id, frame): (absolute photo file, EXIF time or "")}`` of the pairs that are photos."""
         wanted = {(int(v), int(f)) for v, f in frames}
         if not wanted:
             return {}
-        out: dict[tuple[int, int], str] = {}
+        out: dict[tuple[int, int], tuple[str, str]] = {}
         with self._session() as session:
             for video_id in sorted({v for v, _ in wanted}):
-                rows = session.execute(select(PhotoTable.frame, PhotoTable.path, VideoTable.path)
+                columns = (PhotoTable.frame, PhotoTable.path, PhotoTable.taken, VideoTable.path)
+                rows = session.execute(select(*columns)
                                        .join(VideoTable, VideoTable.id == PhotoTable.video_id)
                                        .where(PhotoTable.video_id == video_id,
                                               PhotoTable.frame.in_([f for v, f in wanted if v == video_id])))
-                for frame, rel, root in rows:
-                    out[(video_id, int(frame))] = photo_file(root, rel)
+                for frame, rel, taken, root in rows:
+                    out[(video_id, int(frame))] = (photo_file(root, rel), taken or "")
         return out
 
     def delete_video(self, video_id: int) -> None:

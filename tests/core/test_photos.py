@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from core.engine import Engine
+from core.export import hits_json
 from core.photo_index import media_kind
 from core.photos import PhotoCollection, classify_folder, load_photo
 from core.search import DEFAULT_THRESHOLD
@@ -79,7 +80,6 @@ def test_searching_the_collection_for_0001_gives_her_photos_boxed(market):
         her = np.array([IDENTITY_0001[Path(hit.photo_path).stem]])
         assert box_iou(her, np.array([hit.best_box]))[0, 0] >= 0.5
     assert engine.load_query(result.query_id).hits == result.hits        # reopened: photos kept
-    from core.export import hits_json
     rec = json.loads(hits_json(shown))[0]
     assert rec["photo"] == shown[0].photo_path and rec["video"] == str(folder.resolve())
 
@@ -154,7 +154,7 @@ def _exif_jpeg(path: Path, upright: np.ndarray, taken: str | None, orientation: 
     img.save(path, quality=95, exif=exif)
 
 
-def test_exif_time_and_orientation_are_read_from_real_jpegs(tmp_path):
+def test_exif_time_and_orientation_are_read_from_real_jpegs(tmp_path, detector_model_path, reid_model_path):
     frame = cv2.imread(str(shared_file(MARKET) / "c1s1_001051.jpg"))
     x1, y1, x2, y2 = IDENTITY_0001["c1s1_001051"]
     crop = frame[y1 - 40:y2 + 40, x1 - 40:x2 + 40]                       # her, upright, 260 x 400
@@ -180,6 +180,16 @@ def test_exif_time_and_orientation_are_read_from_real_jpegs(tmp_path):
     _exif_jpeg(tmp_path / "c_untimed.jpg", crop, None)                  # one photo without a time:
     names = [p.rel for p in PhotoCollection.open(tmp_path).photos]      # natural order of the paths
     assert names == ["b/a_second.jpg", "c_untimed.jpg", "z_first.jpg"]
+    # indexed and searched: her hit in the turned photo is boxed upright and carries its EXIF time
+    with _engine(tmp_path / "lib.sqlite", detector_model_path, reid_model_path) as e:
+        assert list(e.index(tmp_path))[-1].done
+        hits = e.search([shared_file(QUERY_C6)]).hits
+    turned_hit = next(h for h in hits if Path(h.photo_path).name == "z_first.jpg")
+    assert turned_hit.photo_taken == "2024-05-01T10:00:00" and turned_hit.best_frame == 2
+    her = (40, 40, 40 + x2 - x1, 40 + y2 - y1)                          # where she is in the upright crop
+    assert box_iou(np.array([her]), np.array([turned_hit.best_box]))[0, 0] >= 0.5, turned_hit.best_box
+    assert json.loads(hits_json([turned_hit]))[0]["photo_taken"] == "2024-05-01T10:00:00"
+    assert all(not h.photo_taken for h in hits if Path(h.photo_path).name == "c_untimed.jpg")
 
 
 def test_images_override_and_a_single_image_file(tmp_path, detector_model_path, reid_model_path):
