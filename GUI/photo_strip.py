@@ -40,9 +40,11 @@ class PhotoStrip(QListWidget):
         self.setWrapping(False)
         self.setMovement(QListView.Movement.Static)
         self.setIconSize(STRIP_ICON)
-        self.setUniformItemSizes(True)
+        # a fixed cell: thumbnails arrive after the items, and the cells must not be sized without them
+        self.setGridSize(QSize(STRIP_ICON.width() + 12, STRIP_ICON.height() + 30))
+        self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
-        self.setFixedHeight(STRIP_ICON.height() + 48)
+        self.setFixedHeight(STRIP_ICON.height() + 52)
         self.setToolTip("The photos in which the person was found, best first: click one to see it large")
         self._model: WindowModel | None = None
         self._pixmaps: dict[tuple[str, int, int], QPixmap] = {}

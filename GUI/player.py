@@ -128,6 +128,8 @@ class Player(QObject):
         self.path: str | None = None
         self.photos = False
         """The open source is a photo collection."""
+        self.timed = True
+        """Its frames have times (a video, or photos with EXIF times): the timeline is shown."""
         self.frame_count = 0
         self.fps = 0.0
         self.frame: Frame | None = None
@@ -187,7 +189,8 @@ class Player(QObject):
         self._size_labels()
         self.timeline.set_video(self.frame_count, self.fps)
         self.photos = isinstance(source, PhotoSource)
-        self.timeline.setVisible(not self.photos or source.time_source == "exif")
+        self.timed = not self.photos or source.time_source == "exif"
+        self.timeline.setVisible(self.timed)
         self.model.video_path = path
         self.refresh_hits()
         return True
@@ -227,6 +230,9 @@ class Player(QObject):
         return True
 
     def _show_time(self, time_s: float) -> None:
+        if not self.timed:
+            self.time_label.setText("")  # photos without EXIF times: their rank is all there is
+            return
         self.time_label.setText(f"{format_time(time_s)} / {format_time(self.duration_s)}")
 
     @Slot(object)
