@@ -29,7 +29,7 @@ def test_photo_folder_opened_searched_and_a_hit_shows_the_photo_boxed(make_windo
     assert w.image_folders.is_photos(folder) and w.player.photos
     assert w.player.frame_count == 8 and not w.timeline.isVisibleTo(w)  # photos without EXIF times
     wait_shown(w, qtbot, 0)
-    assert w.frame_label.text() == "photo 0 / 7"
+    assert w.frame_label.text() == "photo 0 / 7" and w.time_label.text() == ""   # no clock without EXIF
     w.query.add_files([str(shared_file(QUERY_C6))])
     qtbot.waitUntil(lambda: w.model.can_search, timeout=30000)
     labels = []
