@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Signal, Slot
 
 from core.types import Hit, TrackedBoxes
-from core.video import open_source
+from core.video import open_hit_source
 from GUI.readers import READER_JOBS, BoxReader, FrameReader
 from GUI.settings import AppSettings
 from GUI.workers import (
@@ -277,7 +277,7 @@ class Background(QObject):
         self.runner.cancel(THUMB_JOB)
         todo = [h for h in hits if missing(h)]
         if todo:
-            job = self._job(THUMB_JOB, thumbnails_body(todo, open_source))
+            job = self._job(THUMB_JOB, thumbnails_body(todo, open_hit_source))
             job.progress.connect(self.thumbnailReady)
             job.error.connect(self._thumbnail_failed)
             self.runner.start(job)
@@ -290,7 +290,7 @@ class Background(QObject):
         """Save each hit's crop and annotated best frame in ``folder``; False if already saving."""
         if self.busy(SAVE_JOB):
             return False
-        job = self._job(SAVE_JOB, export_images_body(hits, str(folder), open_source))
+        job = self._job(SAVE_JOB, export_images_body(hits, str(folder), open_hit_source))
         job.progress.connect(self.progress)
         job.result.connect(self.imagesSaved)
         job.error.connect(self.error)

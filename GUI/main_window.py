@@ -37,10 +37,10 @@ from GUI.background import INDEX_JOB, SAVE_JOB, Background, describe_engine
 from GUI.dialogs import FileDialogs, show_about, sort_dropped, videos_in
 from GUI.evidence import EvidenceExport
 from GUI.icons import app_icon
+from GUI.image_folders import ImageFolders
 from GUI.player import Player
 from GUI.progress import ProgressDisplay
 from GUI.query_control import QueryControl
-from GUI.query_panel import save_crop
 from GUI.repair_prompt import RepairPrompt
 from GUI.search_control import SearchControl
 from GUI.settings import APPLICATION, AppSettings, SettingsStore
@@ -101,6 +101,7 @@ class MainWindow(WindowUi):
         self.query = QueryControl(self.queries, self.model, self.jobs, self)
         self.search = SearchControl(self.model, self.jobs, self.progress, self.query, self.start_engine, self)
         self.evidence = EvidenceExport(self.model, self.jobs, self.progress, self.dialogs, self)
+        self.image_folders = ImageFolders(self, lambda: self.engine, interactive=interactive)
         self.player = Player(self.model, reader=self.jobs.frames, view=self.view, timeline=self.timeline,
                              position=self.position, time_label=self.time_label, frame_label=self.frame_label,
                              play_action=self.act_play, boxes_at=self._boxes_at, parent=self)
@@ -175,6 +176,8 @@ class MainWindow(WindowUi):
         jobs.engineFailed.connect(self._engine_failed)
         jobs.libraryLoaded.connect(self._library_loaded)
         jobs.thumbnailReady.connect(self._on_thumbnail)
+        self.photo_strip.attach(self.model, jobs.thumbnailReady)
+        self.photo_strip.hitActivated.connect(self.show_hit)
         jobs.error.connect(lambda text: self.show_message("error", self.query.friendly(text)))
         jobs.jobFinished.connect(self._job_done)  # after SearchControl's: the progress is updated first
         jobs.jobsChanged.connect(self._update_actions)
@@ -226,6 +229,7 @@ class MainWindow(WindowUi):
     @Slot(object)
     def _engine_loaded(self, engine: Engine) -> None:
         text, details = describe_engine(engine)
+        self.image_folders.apply(engine)
         self.device_label.setText(text)
         self.device_label.setToolTip(f"{details}\nDatabase: {self.db_path()}")
         for note in engine.notes:
@@ -240,6 +244,7 @@ class MainWindow(WindowUi):
 
     @Slot(object)
     def _library_loaded(self, snapshot: LibrarySnapshot) -> None:
+        self.image_folders.learn(snapshot.videos)
         self.library.set_library(snapshot.videos, snapshot.queries_by_video())
         self.library.set_current(self.model.video_path)
         self.set_welcome(sum(1 for v in snapshot.videos if v.status == "indexed"),
@@ -275,9 +280,11 @@ class MainWindow(WindowUi):
         if files := self.dialogs.photos():
             self.query.add_files(files)
 
-    def open_folder(self, folder: str | Path) -> list[str]:
-        """Open every video in ``folder`` (not recursive); they are all checked for searching."""
+    def open_folder(self, folder: str | Path, images: str | None = None) -> list[str]:
+        """Open every video in ``folder`` (not recursive), all checked; images as frames or photos (asked)."""
         try:
+            if (kind := self.image_folders.choose(folder, images)) is not None:
+                return [str(folder)] if kind and self.open_video(folder, check="only") else []
             return self.open_videos(videos_in(folder))
         except ReidSearchError as err:
             self.show_message("error", str(err))
@@ -312,7 +319,7 @@ class MainWindow(WindowUi):
             True if the video could be read.
         """
         path = str(path)
-        if not self.player.open(path):
+        if not self.player.open(path, photos=self.image_folders.is_photos(path)):
             return False
         self.show_empty_state(False)
         self.library.video_opened(path, check)
@@ -366,24 +373,16 @@ class MainWindow(WindowUi):
     def add_crop_query(self, rect: QRect) -> str | None:
         """Turn a rectangle drawn on the frame shown (image pixels) into a query photo.
 
-        The crop is saved as a PNG next to the library database (so the stored query keeps a
-        path) and given to :class:`GUI.query_control.QueryControl`, which asks whether it is
-        the same person as the photos there, and checks that it shows a person.
+        Saved next to the library database and offered as a photo (:meth:`QueryControl.add_crop`).
 
         Returns:
             The PNG path, or ``None`` if nothing was drawn.
         """
-        frame = self.player.frame
-        if frame is None:
-            return None
-        prefix = f"{Path(self.model.video_path or 'video').name}_f{frame.index:06d}"
         try:
-            out = save_crop(frame.image, rect, self.queries_dir(), prefix)
+            return self.query.add_crop(self.player.frame, rect, self.queries_dir(), self.model.video_path)
         except ValueError as exc:
             self.show_message("error", str(exc))
             return None
-        self.query.add_drawn(out)
-        return str(out)
 
     # ================================================================== search
     def cancel_work(self) -> None:
@@ -425,6 +424,9 @@ class MainWindow(WindowUi):
     def show_hit(self, hit: Hit) -> None:
         """Seek to a hit's best frame (opening its video if needed) and highlight the person."""
         current = self.model.video_path
+        if hit.photo_path and not self.image_folders.is_photos(hit.video_path):
+            self.image_folders.set(hit.video_path, "photos")
+            current = None  # opened before as frames: open it again as photos
         if current is None or not same_path(hit.video_path, current):
             if not self.open_video(hit.video_path, check="keep"):
                 return

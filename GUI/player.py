@@ -24,6 +24,7 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QApplication, QLabel, QSlider, QStyle
 
 from core.errors import ReidSearchError
+from core.photo_source import PhotoSource
 from core.text import format_time
 from core.types import Frame, Hit, TrackedBoxes
 from core.video import open_source
@@ -125,6 +126,10 @@ class Player(QObject):
         self.play_action = play_action
         self.boxes_at = boxes_at
         self.path: str | None = None
+        self.photos = False
+        """The open source is a photo collection."""
+        self.timed = True
+        """Its frames have times (a video, or photos with EXIF times): the timeline is shown."""
         self.frame_count = 0
         self.fps = 0.0
         self.frame: Frame | None = None
@@ -144,14 +149,17 @@ class Player(QObject):
         model.events.selected_hit.connect(self._selection_changed)
 
     # ------------------------------------------------------------------ the video
-    def open(self, path: str) -> bool:
+    def open(self, path: str, *, photos: bool = False) -> bool:
         """Open ``path`` and make it the model's current video (frame 0 is not asked for yet).
+
+        ``photos``: a photo collection, shown photo by photo upright; the timeline is shown only
+        when its photos have EXIF times.
 
         Returns:
             True if the video could be read; otherwise :attr:`problem` says why.
         """
         try:
-            source = open_source(path)
+            source = open_source(path, photos=photos)
         except ReidSearchError as exc:
             self.problem.emit(str(exc))
             return False
@@ -180,6 +188,9 @@ class Player(QObject):
         self.position.blockSignals(False)
         self._size_labels()
         self.timeline.set_video(self.frame_count, self.fps)
+        self.photos = isinstance(source, PhotoSource)
+        self.timed = not self.photos or source.time_source == "exif"
+        self.timeline.setVisible(self.timed)
         self.model.video_path = path
         self.refresh_hits()
         return True
@@ -213,12 +224,15 @@ class Player(QObject):
         self.position.setValue(index)
         self.position.blockSignals(False)
         self._show_time(index / self.fps if self.fps else 0.0)
-        self.frame_label.setText(f"frame {index} / {self.frame_count - 1}")
+        self.frame_label.setText(f"{'photo' if self.photos else 'frame'} {index} / {self.frame_count - 1}")
         self.timeline.set_position(index)
         self.reader.request(index)
         return True
 
     def _show_time(self, time_s: float) -> None:
+        if not self.timed:
+            self.time_label.setText("")  # photos without EXIF times: their rank is all there is
+            return
         self.time_label.setText(f"{format_time(time_s)} / {format_time(self.duration_s)}")
 
     @Slot(object)

@@ -102,9 +102,10 @@ class ProgressDisplay:
                 self.show_count(f"Indexing {len(running)} videos at once: {fps:.1f} fps", done, claimed)
                 return
             rate = self.eta.rate
-            speed = f"{rate if rate is not None else item.fps:.1f} fps"
-            tracks = f", {plural(item.tracks, 'track')} so far" if item.tracks else ""
-            self.show_count(f"Indexing {name}: {speed}{tracks}", done, claimed)
+            unit, found = ("photos", ("person", "people")) if item.photos else ("frames", ("track", "tracks"))
+            speed = f"{rate if rate is not None else item.fps:.1f} {'photos/s' if item.photos else 'fps'}"
+            tracks = f", {plural(item.tracks, *found)} so far" if item.tracks else ""
+            self.show_count(f"Indexing {name}: {speed}{tracks}", done, claimed, unit)
         elif isinstance(item, Status):
             self.label.setText(item.text)
             if item.text.startswith("Searching"):

@@ -27,12 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, QRect, Signal, Slot
 
 from core.errors import ReidSearchError
 from core.text import plural
+from core.types import Frame
 from GUI.background import Background
-from GUI.query_panel import QueryPanel, drawn_frame, drawn_name, is_image_file, photo_name
+from GUI.query_panel import QueryPanel, drawn_frame, drawn_name, is_image_file, photo_name, save_crop
 from GUI.window_model import WindowModel
 
 if TYPE_CHECKING:
@@ -123,6 +124,20 @@ class QueryControl(QObject):
             else:
                 given.append(_Given(str(Path(p).resolve()), drawn=False))
         self._offer(given)
+
+    def add_crop(self, frame: Frame | None, rect: QRect, folder: Path, video_path: str | None) -> str | None:
+        """Save the box ``rect`` drawn on ``frame`` as a PNG in ``folder`` and offer it (:meth:`add_drawn`).
+
+        The PNG (in ``folder`` so that the stored query keeps a path) is returned; ``None`` without a frame.
+
+        Raises:
+            ValueError: The box is empty or outside the frame (one sentence).
+        """
+        if frame is None:
+            return None
+        out = save_crop(frame.image, rect, folder, f"{Path(video_path or 'video').name}_f{frame.index:06d}")
+        self.add_drawn(out)
+        return str(out)
 
     def add_drawn(self, path: str | Path) -> None:
         """A box drawn on the video, saved as ``path``: asked about, then checked like a photo."""

@@ -51,12 +51,19 @@ MARK_SIGNS = {"confirmed": "\u2714 ", "rejected": "\u2718 ", "": ""}
 
 
 def hit_label(hit: Hit) -> str:
-    """A hit's row label: its mark and the person's tracks (``Track 11``, ``Person: tracks 4, 16, 31``)."""
+    """A hit's row label: its mark and the person's tracks (``Track 11``, ``Person: tracks 4, 16, 31``).
+
+    A hit in a photo collection is labelled with its photo's file name.
+    """
+    if hit.photo_path:
+        return MARK_SIGNS.get(hit.mark, "") + Path(hit.photo_path).name
     return MARK_SIGNS.get(hit.mark, "") + person_label(hit.track_id, hit.track_ids)
 
 
 def time_range(hit: Hit) -> str:
-    """``start - end`` of a hit's segments (or its best time), e.g. ``0:12.3 - 0:25.0``."""
+    """``start - end`` of a hit's segments (or its best time), e.g. ``0:12.3 - 0:25.0``; a photo's rank."""
+    if hit.photo_path:
+        return f"photo {hit.best_frame + 1}"
     if hit.segments:
         return f"{format_time(hit.segments[0].start_s)} - {format_time(hit.segments[-1].end_s)}"
     return format_time(hit.best_time_s)
@@ -338,7 +345,8 @@ class ResultsPanel(QWidget):
                          f"{s.end_frame})" for s in hit.segments)
         tracks = ", ".join(map(str, hit.track_ids))
         mark = {"confirmed": "\nMarked: the person", "rejected": "\nMarked: not the person"}.get(hit.mark, "")
-        item.setToolTip(0, f"{hit.video_path}\nTracks {tracks} (best: {hit.track_id}), score {hit.score:.3f}"
+        item.setToolTip(0, f"{hit.photo_path or hit.video_path}\nTracks {tracks} (best: {hit.track_id}), "
+                           f"score {hit.score:.3f}"
                            f"{mark}\nBest frame {hit.best_frame} at {format_time(hit.best_time_s)}\n"
                            f"Seen:\n{segs}\nC: the person, X: not the person, F: find similar")
         if hit.mark == "confirmed":

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from core.text import plural
 from GUI.library import LibraryPanel
+from GUI.photo_strip import PhotoStrip
 from GUI.query_panel import QueryPanel
 from GUI.results import ResultsPanel
 from GUI.timeline import Timeline
@@ -126,6 +127,7 @@ class WindowUi(QMainWindow):
     sample_button: QPushButton
     stack: QStackedWidget
     timeline: Timeline
+    photo_strip: PhotoStrip
     play_button: QToolButton
     back_button: QToolButton
     fwd_button: QToolButton
@@ -215,6 +217,7 @@ class WindowUi(QMainWindow):
         self.stack.addWidget(self.empty)
         self.stack.addWidget(self.view)
         self.timeline = Timeline()
+        self.photo_strip = PhotoStrip()
         self.play_button = _tool_button(self.act_play)
         self.back_button = _tool_button(self.act_back)
         self.fwd_button = _tool_button(self.act_fwd)
@@ -240,6 +243,7 @@ class WindowUi(QMainWindow):
         layout.setContentsMargins(4, 0, 4, 0)
         layout.addWidget(self.stack, 1)
         layout.addWidget(self.timeline)
+        layout.addWidget(self.photo_strip)
         layout.addLayout(transport)
         self.addActions([self.act_play, self.act_back, self.act_fwd])
         self.centre = centre

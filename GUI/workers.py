@@ -64,10 +64,12 @@ class Thumbnail:
     Attributes:
         key: ``(video_path, track_id, best_frame)`` identifying the hit.
         image: The crop as an RGB ``QImage`` that owns its pixels.
+        photo: A photo hit's whole photo, small, with the person boxed (``None`` for a video hit).
     """
 
     key: tuple[str, int, int]
     image: QImage
+    photo: QImage | None = None
 
 
 @dataclass(frozen=True)
@@ -362,14 +364,14 @@ def load_query_body(engine: Engine, query_id: int) -> Callable[[Job], SearchResu
     return body
 
 
-def _read_frames(hits: Sequence[Hit], job: Job, open_source: Callable[[str], VideoSource]):
-    """Yield ``(hit, frame_image)`` reading each hit's best frame, one source per video."""
-    by_video: dict[str, list[Hit]] = {}
+def _read_frames(hits: Sequence[Hit], job: Job, open_source: Callable[[Hit], VideoSource]):
+    """Yield ``(hit, frame_image)`` reading each hit's best frame (or photo), one source per video."""
+    by_video: dict[tuple[str, bool], list[Hit]] = {}
     for hit in hits:
-        by_video.setdefault(str(hit.video_path), []).append(hit)
-    for video, video_hits in by_video.items():
+        by_video.setdefault((str(hit.video_path), bool(hit.photo_path)), []).append(hit)
+    for video_hits in by_video.values():
         try:
-            source = open_source(video)
+            source = open_source(video_hits[0])
         except ReidSearchError as exc:
             log.warning("thumbnails: %s", exc)
             continue
@@ -388,7 +390,7 @@ def _read_frames(hits: Sequence[Hit], job: Job, open_source: Callable[[str], Vid
             source.close()
 
 
-def thumbnails_body(hits: Sequence[Hit], open_source: Callable[[str], VideoSource],
+def thumbnails_body(hits: Sequence[Hit], open_source: Callable[[Hit], VideoSource],
                     height: int = 128) -> Callable[[Job], int]:
     """Job body emitting a :class:`Thumbnail` per hit (best-frame crop scaled to ``height``)."""
     hits = tuple(hits)
@@ -400,14 +402,27 @@ def thumbnails_body(hits: Sequence[Hit], open_source: Callable[[str], VideoSourc
             qimg = bgr_to_qimage(crop)
             if qimg.height() > height:
                 qimg = qimg.scaledToHeight(height, Qt.TransformationMode.SmoothTransformation)
-            job.progress.emit(Thumbnail(hit_key(hit), qimg))
+            job.progress.emit(Thumbnail(hit_key(hit), qimg, boxed_photo(image, hit.best_box, height)
+                                        if hit.photo_path else None))
             count += 1
         return count
 
     return body
 
 
-def export_images_body(hits: Sequence[Hit], folder: str, open_source: Callable[[str], VideoSource],
+def boxed_photo(image: np.ndarray, box: Sequence[float], height: int) -> QImage:
+    """``image`` (BGR) scaled to ``height`` pixels, ``box`` drawn in the selection green, as a ``QImage``."""
+    import cv2
+
+    scale = min(1.0, height / max(image.shape[0], 1))
+    small = cv2.resize(image, (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))),
+                       interpolation=cv2.INTER_AREA)
+    x1, y1, x2, y2 = (int(round(v * scale)) for v in box)
+    cv2.rectangle(small, (x1, y1), (x2, y2), (118, 230, 0), 2)
+    return bgr_to_qimage(small)
+
+
+def export_images_body(hits: Sequence[Hit], folder: str, open_source: Callable[[Hit], VideoSource],
                        ) -> Callable[[Job], ExportDone | Cancelled]:
     """Job body saving each hit's crop and annotated best frame as PNG files in ``folder``."""
     import cv2
@@ -419,8 +434,8 @@ def export_images_body(hits: Sequence[Hit], folder: str, open_source: Callable[[
         out.mkdir(parents=True, exist_ok=True)
         files = 0
         for hit, image in _read_frames(hits, job, open_source):
-            stem = (f"{Path(hit.video_path).stem}_track{hit.track_id:04d}_f{hit.best_frame:06d}"
-                    f"_s{hit.score:.3f}")
+            name = Path(hit.photo_path or hit.video_path).stem
+            stem = f"{name}_track{hit.track_id:04d}_f{hit.best_frame:06d}_s{hit.score:.3f}"
             crop = crop_box(image, hit.best_box, margin=0.0)
             framed = image.copy()
             x1, y1, x2, y2 = (int(round(v)) for v in hit.best_box)

@@ -97,7 +97,8 @@ def _engine(args: argparse.Namespace) -> Engine:
                     precision=args.precision, stride=getattr(args, "stride", None),
                     rate=getattr(args, "rate", None), motion_gate=getattr(args, "motion_gate", True),
                     tracker=getattr(args, "tracker", DEFAULT_TRACKER),
-                    index_kind=getattr(args, "index", "flat"), workers=getattr(args, "workers", None))
+                    index_kind=getattr(args, "index", "flat"), workers=getattr(args, "workers", None),
+                    images=getattr(args, "images", "auto"))
     for note in engine.notes:
         print(f"note: {note}", file=sys.stderr)
     return engine
@@ -335,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     from core.index import INDEX_KINDS
     from core.index_settings import DEFAULT_RATE
     from core.models.derived import PRECISIONS
+    from core.photos import IMAGE_KINDS
     from core.search import DEFAULT_THRESHOLD
     from core.tracking import DEFAULT_TRACKER, TRACKERS
 
@@ -373,6 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="index N videos at once in worker processes (default: from the number of cores)")
     p.add_argument("--tracker", choices=sorted(TRACKERS), default=DEFAULT_TRACKER,
                    help="tracker linking detections into tracks (default: %(default)s)")
+    p.add_argument("--images", choices=IMAGE_KINDS, default="auto",
+                   help="read a folder of images as video frames (sequence) or as photos, each person of "
+                        "each photo on their own (default: auto, from the images' sizes, names and EXIF)")
     common(p)
     p.set_defaults(func=cmd_index)
 

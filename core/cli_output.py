@@ -23,7 +23,7 @@ MARK_SIGNS = {"confirmed": "yes", "rejected": "no", "": ""}
 
 def hit_table(hits: Sequence[Hit]) -> str:
     """Hits as a text table (one row per hit: a person in one video, with all their tracks)."""
-    names = [Path(h.video_path).name for h in hits]
+    names = [Path(h.photo_path or h.video_path).name for h in hits]
     rows = [("#", "similarity", "mark", "video", "track", "tracks", "seen (time ranges)", "best frame",
              "box (x1, y1, x2, y2)")]
     for i, (h, name) in enumerate(zip(hits, names, strict=True), 1):
@@ -59,7 +59,8 @@ class IndexBars:
     def _bar(self, **kwargs: object):
         from tqdm import tqdm
 
-        return tqdm(dynamic_ncols=True, file=sys.stderr, unit="frame", **kwargs)
+        kwargs.setdefault("unit", "frame")
+        return tqdm(dynamic_ncols=True, file=sys.stderr, **kwargs)
 
     def show(self, item: IndexProgress) -> None:
         """Move the bar of ``item``'s video (made at its first item) and the batch's."""
@@ -69,8 +70,9 @@ class IndexBars:
         if bar is None:
             bar = self.bars[item.video_path] = self._bar(total=item.frames_total or None,
                                                          desc=Path(item.video_path).name,
-                                                         initial=item.frames_done)
-        bar.set_postfix(tracks=item.tracks, refresh=False)
+                                                         initial=item.frames_done,
+                                                         unit="photo" if item.photos else "frame")
+        bar.set_postfix({"people" if item.photos else "tracks": item.tracks}, refresh=False)
         bar.update(item.frames_done - bar.n)
         self.frames[item.video_path] = (item.frames_done, item.frames_total)
         self._overall()
@@ -110,16 +112,18 @@ def report(outcome: IndexOutcome) -> int:
     if outcome.status == "failed":
         print_error(str(outcome.message))
         return EXIT_ERROR
+    found = ("person found", "people found") if last is not None and last.photos else ("track", "tracks")
     if outcome.status == "skipped":
-        print(f"{video}: already indexed ({plural(last.tracks if last else 0, 'track')}).")
+        print(f"{video}: already indexed ({plural(last.tracks if last else 0, *found)}).")
         return EXIT_OK
     if outcome.status == "cancelled":
         where = f" at frame {last.frames_done} of {last.frames_total}" if last else ""
         print(f"{video}: cancelled{where}; run the same command again to resume.", file=sys.stderr)
         return EXIT_INTERRUPTED
     wall = max(outcome.elapsed_s, 1e-9)
-    print(f"{video}: indexed {last.frames_done} frames, {plural(last.tracks, 'track')} in {wall:.1f} s "
-          f"({last.frames_done / wall:.1f} frames/s).")
+    unit = "photo" if last.photos else "frame"
+    print(f"{video}: indexed {plural(last.frames_done, unit)}, {plural(last.tracks, *found)} "
+          f"in {wall:.1f} s ({last.frames_done / wall:.1f} {unit}s/s).")
     if outcome.message:
         print_error(f"{outcome.message} The frames that decode were indexed.")
         return EXIT_ERROR

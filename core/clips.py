@@ -10,6 +10,7 @@
   drawn from the stored sightings (between two processed frames of a strided run the
   box is interpolated; in the margins, where the person was not seen, none is drawn).
   MPEG-4 Part 2 (``mp4v``, what OpenCV writes everywhere), at the video's size and rate.
+  A hit in a photo collection (``Hit.photo_path``) has no clip; the sheet shows its crop.
 * ``contact_sheet.png``: the query photos, then the best crop of each hit with its rank,
   score, time range, video and track.
 * ``hits.csv``: the hits in the CSV layout of :mod:`core.export`.
@@ -50,7 +51,7 @@ from core.library import HitTrack, Library, SearchResult
 from core.store import Sightings
 from core.text import format_time, plural
 from core.types import Hit
-from core.video import open_source
+from core.video import open_hit_source
 
 DEFAULT_MARGIN_S = 2.0
 """Seconds of video kept before and after each segment."""
@@ -283,8 +284,8 @@ class _Exporter:
         clips = []
         for rank, hit in enumerate(self.hits, 1):
             self.tracks[rank] = self.library.hit_track(hit)
-            if not self.options.clips:
-                continue
+            if not self.options.clips or hit.photo_path:
+                continue  # a photo hit has no clip: the contact sheet shows it
             video = self.library.store.get_video(int(hit.video_id))
             for first, last in clip_spans(hit, video.fps, video.frame_count, self.options.margin_s):
                 path = self.folder / "clips" / _clip_name(rank, hit, first, last)
@@ -300,7 +301,7 @@ class _Exporter:
         tmp = _temporary(clip.path)
         writer = None
         try:
-            with open_source(hit.video_path) as source:
+            with open_hit_source(hit) as source:
                 fps = source.fps if source.fps and source.fps > 0 else 25.0
                 for frame in source.iter_frames(1, clip.first):
                     if frame.index > clip.last:
@@ -339,12 +340,12 @@ class _Exporter:
         for photo in (query.photos if query is not None else ()):
             image = read_image(photo) if Path(photo).is_file() else None
             yield _cell(image, ["query photo", Path(photo).name], highlight=True)
-        by_video: dict[str, list[int]] = {}
+        by_video: dict[tuple[str, bool], list[int]] = {}
         for rank, hit in enumerate(self.hits, 1):
-            by_video.setdefault(hit.video_path, []).append(rank)
+            by_video.setdefault((hit.video_path, bool(hit.photo_path)), []).append(rank)
         crops: dict[int, np.ndarray | None] = {}
-        for video, ranks in by_video.items():
-            with open_source(video) as source:
+        for ranks in by_video.values():
+            with open_hit_source(self.hits[ranks[0] - 1]) as source:
                 for rank in sorted(ranks, key=lambda r: self.hits[r - 1].best_frame):
                     if self.cancelled():
                         return
@@ -359,8 +360,9 @@ class _Exporter:
             segs = hit.segments
             span = (f"{format_time(segs[0].start_s)}-{format_time(segs[-1].end_s)}" if segs
                     else format_time(hit.best_time_s))
-            yield _cell(crops.get(rank), [f"#{rank}   {hit.score:.2f}", span,
-                                          f"{Path(hit.video_path).name} t{hit.track_id}"])
+            where = [Path(hit.photo_path).name, Path(hit.video_path).name] if hit.photo_path else \
+                [span, f"{Path(hit.video_path).name} t{hit.track_id}"]
+            yield _cell(crops.get(rank), [f"#{rank}   {hit.score:.2f}", *where])
 
     def record(self, clips: Sequence[_Clip], photos: dict[str, str]) -> dict:
         runs = {}

@@ -33,25 +33,23 @@ from core.boxes import FrameBoxes
 from core.detection import YoloOnnxDetector
 from core.errors import StoreError
 from core.index import EmbeddingIndex
-from core.library import Library, QueryInfo, RunChoice, SearchResult, VideoInfo, VideoRef
+from core.index_settings import photo_run_settings
+from core.library import HitRef, Library, QueryInfo, RunChoice, SearchResult, VideoInfo, VideoRef
 from core.linking import centroids, link_run, needs_linking
 from core.models import resolve_model
 from core.models.derived import PRECISIONS, detector_file
 from core.onnx_model import DEVICES, cuda_available
 from core.parallel import WorkerSpec, default_workers, index_videos
-from core.pipeline import DEFAULT_RATE, IndexSettings, index_video, model_identity, run_settings
+from core.photo_index import index_media
+from core.photos import IMAGE_KINDS, PHOTO_MAX_SIDE
+from core.pipeline import DEFAULT_RATE, IndexSettings, model_identity, run_settings
 from core.query_photos import PhotoCheck, check_photo
 from core.reid import OnnxEmbedder
 from core.store import Store, VideoRecord
 from core.tracking import DEFAULT_TRACKER, make_tracker
-from core.types import Hit, IndexEvent, IndexOutcome, IndexProgress, TrackedBoxes, Tracker
+from core.types import IndexEvent, IndexOutcome, IndexProgress, TrackedBoxes, Tracker
 
 __all__ = ["Engine", "HitRef", "PhotoCheck", "QueryInfo", "SearchResult", "VideoInfo", "VideoRef"]
-
-HitRef = Hit | tuple[VideoRef, int] | int
-"""A hit of a saved search: the hit itself, ``(video, track id)`` of one of its tracks, or a track id
-alone when the search covered one video."""
-
 
 def plural_tracks(n: int) -> str:
     """``"track"`` or ``"N tracks"`` as a note says it."""
@@ -87,6 +85,8 @@ class Engine(Library):
         workers: Worker processes :meth:`index_many` uses for several videos; ``None``:
             :func:`core.parallel.default_workers` (from the number of cores).
         threads: ONNX Runtime threads of this engine's models (default: all cores).
+        images: How a folder of images is indexed: ``"auto"`` (:func:`core.photos.classify_folder`),
+            ``"sequence"`` (video frames) or ``"photos"`` (``core.photo_index``; an image file always is).
 
     Attributes:
         detector_path: The detector model file in use (the derived int8/fp16 file when one runs).
@@ -98,6 +98,7 @@ class Engine(Library):
         settings: The indexing settings.
         tracker_factory: Makes the fresh tracker of each new run.
         settings_key: Hash of the models and settings (one run per video and key).
+        photo_settings_key: The same for photo collections (``core.index_settings.photo_run_settings``).
 
     Raises:
         ModelError: A model file is missing or unusable, or no default model is present (the
@@ -111,11 +112,17 @@ class Engine(Library):
                  reid: str | Path | None = None, device: str = "auto", precision: str = "auto",
                  stride: int | None = None, rate: float | None = None, motion_gate: bool = True,
                  tracker: str = DEFAULT_TRACKER, settings: IndexSettings | None = None,
-                 index_kind: str = "flat", workers: int | None = None, threads: int | None = None) -> None:
+                 index_kind: str = "flat", workers: int | None = None, threads: int | None = None,
+                 images: str = "auto") -> None:
         if device not in DEVICES:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if images not in IMAGE_KINDS:
+            raise ValueError(f"images must be one of {', '.join(IMAGE_KINDS)}, got {images!r}")
+        self.images = images
+        self.image_kinds: dict[str, str] = {}
+        """Folders read otherwise than ``images`` says: ``{resolved path: kind}`` (:meth:`read_as`)."""
         if workers is not None and int(workers) < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         if settings is None:
@@ -152,6 +159,8 @@ class Engine(Library):
         self.reid_name, self.reid_sha256 = model_identity(self.embedder)
         _, self.settings_key = run_settings(self.detector, self.embedder, self.tracker_factory(),
                                             self.settings)
+        _, self.photo_settings_key = photo_run_settings(self.detector, self.embedder, self.settings,
+                                                        max_side=PHOTO_MAX_SIDE)
         super().__init__(Store(db_path))
         self.db_path = self.store.path
         self.faiss_index = EmbeddingIndex(self.store, self.reid_sha256, self.embedder.dim, kind=index_kind)
@@ -172,10 +181,12 @@ class Engine(Library):
     # -- indexing ---------------------------------------------------------------------------------
 
     def index(self, video: str | Path, *, cancel: threading.Event | None = None) -> Iterator[IndexProgress]:
-        """Index one video file or image folder (resumable; a finished video yields one skipped item).
+        """Index one video file, image folder or image (resumable; a finished one yields one skipped item).
+
+        A folder of images is a sequence or photos as :attr:`images` says (the first ``note`` says which).
 
         Args:
-            video: Video file or folder of images.
+            video: Video file, folder of images, or image file.
             cancel: Set it to stop after the current frame; the next call resumes.
 
         Yields:
@@ -185,15 +196,24 @@ class Engine(Library):
         Raises:
             VideoError: The file is not a readable video or image folder.
         """
-        for item in index_video(video, store=self.store, detector=self.detector, embedder=self.embedder,
-                                tracker_factory=self.tracker_factory, settings=self.settings, cancel=cancel):
+        for item in index_media(video, store=self.store, detector=self.detector, embedder=self.embedder,
+                                tracker_factory=self.tracker_factory, settings=self.settings,
+                                images=self.image_kinds.get(str(Path(video).resolve()), self.images),
+                                cancel=cancel):
             if item.done or item.skipped:
                 self._link_video(video)
             yield item
 
+    def read_as(self, folder: str | Path, kind: str) -> None:
+        """Index ``folder`` as ``kind`` (``"sequence"``, ``"photos"``, ``"auto"``), not as ``images`` says."""
+        if kind not in IMAGE_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(IMAGE_KINDS)}, got {kind!r}")
+        self.image_kinds[str(Path(folder).resolve())] = kind
+
     def _link_video(self, video: str | Path) -> None:
         """Link the tracks of ``video``'s finished run with this engine's settings (when not linked yet)."""
-        run = self.store.find_run(self.find_video(video).id, self.settings_key)
+        record = self.find_video(video)
+        run = self.store.find_run(record.id, self._key_of(record))
         if run is not None:
             self._link([run.id])
 
@@ -239,7 +259,8 @@ class Engine(Library):
         return WorkerSpec(db_path=str(self.db_path), detector=str(self.detector_path),
                           person_classes=tuple(self.detector.person_classes), reid=str(self.reid_path),
                           reid_preprocess=preprocess, device=self.device, tracker=tracker,
-                          tracker_kwargs=kwargs, settings=self.settings, threads=int(threads))
+                          tracker_kwargs=kwargs, settings=self.settings, threads=int(threads),
+                          images=self.images, image_kinds=dict(self.image_kinds))
 
     # -- library, with this engine's run rule --------------------------------------------------
 
@@ -249,12 +270,17 @@ class Engine(Library):
 
         ``settings_key`` / ``reid_sha256`` default to the engine's own.
         """
-        return super().run_for(video, settings_key=settings_key or self.settings_key,
+        return super().run_for(video, settings_key=settings_key or self._key_of(video),
                                reid_sha256=reid_sha256 or self.reid_sha256)
+
+    def _key_of(self, video: VideoRecord) -> str:
+        """The settings key of this engine's runs of ``video`` (photo collections have their own)."""
+        return self.photo_settings_key if video.kind == "photos" else self.settings_key
 
     def videos(self, *, settings_key: str | None = None) -> list[VideoInfo]:
         """Every video of the library, in the order added, as this engine's settings see it."""
-        return super().videos(settings_key=settings_key or self.settings_key)
+        return [self.video_info(v, settings_key=settings_key or self._key_of(v))
+                for v in self.store.list_videos()]
 
     # -- searching --------------------------------------------------------------------------------
 
@@ -410,7 +436,7 @@ class Engine(Library):
         changes: dict[int, str | None] = {}
         for refs, mark in ((clear, None), (confirm, "confirmed"), (reject, "rejected")):
             for ref in refs:
-                changes.update(dict.fromkeys(self._hit_tracks(record, ref), mark))
+                changes.update(dict.fromkeys(self.hit_tracks(record, ref), mark))
         self.store.set_marks(record.id, changes)
         marks = self.store.marks(record.id)
         targets, notes = self._targets(list(summary.video_ids))
@@ -421,27 +447,6 @@ class Engine(Library):
                             threshold=summary.threshold,
                             notes=summary.notes, elapsed_s=time.perf_counter() - t0, photos=summary.photos,
                             created=summary.created, rejected=tuple(h for _, h in found.rejected))
-
-    def _hit_tracks(self, record, ref: HitRef) -> tuple[int, ...]:
-        """Every ``track_pk`` of the saved hit ``ref`` names.
-
-        Raises:
-            StoreError: ``ref`` is none of the query's hits.
-        """
-        if isinstance(ref, Hit):
-            video_id, track_id = ref.video_id, ref.track_id
-        elif isinstance(ref, tuple):
-            video_id, track_id = self.find_video(ref[0]).id, int(ref[1])
-        else:
-            if len(record.summary.video_ids) != 1:
-                raise StoreError(f"query {record.id} searched several videos: name the video of track {ref} "
-                                 "(VIDEO:TRACK).")
-            video_id, track_id = record.summary.video_ids[0], int(ref)
-        for hit, pks in zip(record.hits, record.hit_tracks, strict=True):
-            if hit.video_id == video_id and int(track_id) in hit.track_ids:
-                return pks
-        raise StoreError(f"query {record.id} has no hit with track {track_id} of video {video_id} "
-                         f"(python -m core show {record.id} lists its hits).")
 
     def boxes_at(self, video: VideoRef, frame_index: int) -> TrackedBoxes:
         """Every track's box stored at a frame (or at the nearest processed frame at most stride-1 back).

@@ -8,6 +8,11 @@ JSON: a list, best first, of one record per hit, that is one person in one video
 
 ``track_id`` is the person's best-matching track (``best_frame`` and ``best_box`` are its),
 ``track_ids`` every track of the person in time order, ``segments`` their time segments.
+In a photo collection (``core.photos``) a hit is one person in one photo and has one more key,
+``"photo"``, that photo's file (and ``"photo_taken"``, its EXIF time as ISO text, when it has
+one: photos of several collections share that timeline); ``best_box`` is the person's box in
+the upright photo, ``video`` the collection and ``best_frame`` the photo's rank in it. Video
+hits have no ``photo`` key (the CSV's ``photo`` column is empty).
 
 CSV: one row per segment with the hit's fields repeated (:data:`CSV_COLUMNS`), so it
 opens cleanly in a spreadsheet. Files are written atomically (a temporary file renamed
@@ -28,7 +33,7 @@ from core.fileio import write_text_atomic
 from core.types import Hit
 
 CSV_COLUMNS = ("video", "track_id", "score", "segment", "start_s", "end_s", "start_frame", "end_frame",
-               "best_frame", "best_time_s", "x1", "y1", "x2", "y2", "track_ids")
+               "best_frame", "best_time_s", "x1", "y1", "x2", "y2", "track_ids", "photo")
 """Columns of the CSV export."""
 
 FORMATS = (".json", ".csv")
@@ -48,6 +53,8 @@ def hit_record(hit: Hit) -> dict[str, Any]:
         "best_time_s": round(float(hit.best_time_s), 6),
         "best_box": [round(float(v), 2) for v in hit.best_box],
         "track_ids": [int(t) for t in hit.track_ids],
+        **({"photo": hit.photo_path} if hit.photo_path else {}),
+        **({"photo_taken": hit.photo_taken} if hit.photo_taken else {}),
     }
 
 
@@ -67,7 +74,8 @@ def hits_csv(hits: Sequence[Hit]) -> str:
         for n, seg in enumerate(segments, 1):
             writer.writerow([rec["video"], rec["track_id"], f"{rec['score']:.4f}", n, seg["start_s"],
                              seg["end_s"], seg["start_frame"], seg["end_frame"], rec["best_frame"],
-                             rec["best_time_s"], *rec["best_box"], " ".join(map(str, rec["track_ids"]))])
+                             rec["best_time_s"], *rec["best_box"], " ".join(map(str, rec["track_ids"])),
+                             rec.get("photo", "")])
     return out.getvalue()
 
 

@@ -16,6 +16,9 @@ are split into time segments wherever two consecutive sightings are more than
 inside one segment; a person lost for longer and found again gives a new segment.
 ``start_s``/``end_s`` are the times of the first and last sighting of the segment.
 
+Photos: in a photo collection a person is one detection in one photo (``core.photo_index``;
+its run is not linked), so a hit is a photo with the person boxed, ``photo_path`` its file.
+
 Marks: a hit is ``"confirmed"`` when one of its tracks is confirmed for the query, else
 ``"rejected"`` when one is rejected. Confirmed hits come first whatever their score,
 rejected ones are set apart (:attr:`PersonHits.rejected`), never among the hits.
@@ -24,7 +27,7 @@ rejected ones are set apart (:attr:`PersonHits.rejected`), never among the hits.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -92,12 +95,14 @@ class VideoRun:
         video_path: Its path as last seen.
         fps: Its frames per second.
         stride: The run's processing stride.
+        photos: The video is a photo collection (hits then name their photo, ``Hit.photo_path``).
     """
 
     video_id: int
     video_path: str
     fps: float
     stride: int
+    photos: bool = False
 
 
 @dataclass(frozen=True)
@@ -163,6 +168,12 @@ def person_hits(store: Store, scored: Mapping[int, tuple[float, int]], runs: Map
                   track_ids=tuple(member_tracks[pk].track_id for pk in in_time),
                   mark=hit_mark(members, marks))
         made.append(((best, *[pk for pk in members if pk != best]), hit))
+    photo_of = store.photo_paths([(h.video_id, h.best_frame) for _, h in made
+                                  if any(r.photos and r.video_id == h.video_id for r in runs.values())])
+    for i, (pks, h) in enumerate(made):
+        if (h.video_id, h.best_frame) in photo_of:
+            path, taken = photo_of[(h.video_id, h.best_frame)]
+            made[i] = (pks, replace(h, photo_path=path, photo_taken=taken))
     made.sort(key=lambda x: (x[1].mark != "confirmed", -x[1].score, x[1].video_id, x[1].track_id))
     kept = [m for m in made if m[1].mark == "confirmed"]
     others = [m for m in made if m[1].mark == ""]

@@ -173,6 +173,32 @@ def tracker_config(tracker: object) -> dict[str, Any]:
     return {"type": f"{type(tracker).__module__}.{type(tracker).__qualname__}", **_jsonable(values)}
 
 
+PHOTO_FIELDS = ("full_quality_height", "border_margin", "min_crop_size")
+"""The :class:`IndexSettings` that change a photo collection's result (crop quality only)."""
+
+
+def photo_run_settings(detector: Detector, embedder: Embedder, settings: IndexSettings, *, max_side: int,
+                       ) -> tuple[dict[str, Any], str]:
+    """The settings recorded with a photo collection's run (``kind: "photos"``) and its settings key.
+
+    The key covers both models, their configuration, the longest side photos are decoded at
+    (``max_side``, ``core.photos.PHOTO_MAX_SIDE``) and :data:`PHOTO_FIELDS`; no tracker, stride
+    or motion setting (a photo run has none), so changing those does not index photos again.
+    """
+    det_name, det_sha = model_identity(detector)
+    reid_name, reid_sha = model_identity(embedder)
+    fields = {f: getattr(settings, f) for f in PHOTO_FIELDS}
+    relevant = {"kind": "photos", "detector": det_sha, "reid": reid_sha, "max_side": int(max_side),
+                "detector_config": _config_of(detector, _DETECTOR_ATTRS),
+                "reid_config": _config_of(embedder, _EMBEDDER_ATTRS), "settings": fields}
+    key = hashlib.sha256(json.dumps(_jsonable(relevant), sort_keys=True).encode()).hexdigest()
+    recorded = {"kind": "photos", "stride": 1, "max_side": int(max_side), **fields,
+                **{f: getattr(settings, f) for f in _EXECUTION_FIELDS},
+                "detector_name": det_name, "reid_name": reid_name,
+                "detector_config": relevant["detector_config"], "reid_config": relevant["reid_config"]}
+    return _jsonable(recorded), key
+
+
 def run_settings(detector: Detector, embedder: Embedder, tracker: Tracker, settings: IndexSettings,
                  ) -> tuple[dict[str, Any], str]:
     """The settings recorded with a run and its settings key.

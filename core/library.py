@@ -38,13 +38,17 @@ import numpy as np
 from core.errors import StoreError
 from core.linking import DEFAULT_LINK_SETTINGS, LinkSettings, link_run, needs_linking
 from core.search import SearchTarget
-from core.store import LinkingRecord, RunRecord, Sightings, Store, VideoRecord
+from core.store import LinkingRecord, QueryRecord, RunRecord, Sightings, Store, VideoRecord
 from core.text import format_time, plural
 from core.types import Hit
 from core.video import fingerprint
 
 VideoRef = str | Path | int
 """A video: its path (as indexed, or a moved copy of the same content) or its database id."""
+
+HitRef = Hit | tuple[VideoRef, int] | int
+"""A hit of a saved search: the hit itself, ``(video, track id)`` of one of its tracks, or a track id
+alone when the search covered one video."""
 
 VIDEO_STATUSES = ("indexed", "partial", "not indexed")
 """Values of :attr:`VideoInfo.status`."""
@@ -70,6 +74,7 @@ class VideoInfo:
             settings in use has started.
         run: The run this description is about (the finished one counted in ``tracks``, else
             the unfinished one), ``None`` when the video has none.
+        kind: ``"video"`` or ``"photos"`` (a photo collection: ``tracks`` counts people found).
     """
 
     id: int
@@ -84,6 +89,7 @@ class VideoInfo:
     tracks: int
     status: str
     run: RunRecord | None = None
+    kind: str = "video"
 
 
 @dataclass(frozen=True)
@@ -282,7 +288,8 @@ class Library:
         return VideoInfo(id=video.id, path=video.path, fingerprint=video.fingerprint, fps=video.fps,
                          frame_count=video.frame_count, duration_s=video.duration_s, width=video.width,
                          height=video.height, indexed=indexed,
-                         tracks=finished.tracks_done if finished else 0, status=status, run=run)
+                         tracks=finished.tracks_done if finished else 0, status=status, run=run,
+                         kind=video.kind)
 
     def videos(self, *, settings_key: str | None = None) -> list[VideoInfo]:
         """Every video of the library, in the order added (see :meth:`video_info`)."""
@@ -376,6 +383,27 @@ class Library:
                             elapsed_s=time.perf_counter() - t0,
                             photos=summary.photos, created=summary.created,
                             rejected=tuple(h for h in record.hits if h.mark == "rejected"))
+
+    def hit_tracks(self, record: QueryRecord, ref: HitRef) -> tuple[int, ...]:
+        """Every ``track_pk`` of the saved hit ``ref`` names.
+
+        Raises:
+            StoreError: ``ref`` is none of the query's hits.
+        """
+        if isinstance(ref, Hit):
+            video_id, track_id = ref.video_id, ref.track_id
+        elif isinstance(ref, tuple):
+            video_id, track_id = self.find_video(ref[0]).id, int(ref[1])
+        else:
+            if len(record.summary.video_ids) != 1:
+                raise StoreError(f"query {record.id} searched several videos: name the video of track {ref} "
+                                 "(VIDEO:TRACK).")
+            video_id, track_id = record.summary.video_ids[0], int(ref)
+        for hit, pks in zip(record.hits, record.hit_tracks, strict=True):
+            if hit.video_id == video_id and int(track_id) in hit.track_ids:
+                return pks
+        raise StoreError(f"query {record.id} has no hit with track {track_id} of video {video_id} "
+                         f"(python -m core show {record.id} lists its hits).")
 
     # -- the track behind a hit -----------------------------------------------------------------
 

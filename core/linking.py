@@ -278,15 +278,18 @@ def run_ends(store: Store, run_id: int, settings: LinkSettings = DEFAULT_LINK_SE
 def link_run(store: Store, run_id: int, settings: LinkSettings = DEFAULT_LINK_SETTINGS) -> LinkingRecord:
     """Link the tracks of one run into people and store them (replacing an earlier linking of the run).
 
-    Tracks without embeddings stay alone.
+    Tracks without embeddings stay alone, and so does every detection of a photo collection's run
+    (``core.photo_index``; its "tracks" are single detections of unrelated photos, where time
+    and motion mean nothing): a search then gives one hit per person per photo.
 
     Returns:
         The stored linking.
     """
     t0 = time.perf_counter()
     ends = run_ends(store, run_id, settings)
-    stored = store.track_vectors(ends.track_pks)
     people = dict(zip(ends.track_pks.tolist(), ends.track_ids.tolist(), strict=True))
+    photos = store.get_run(run_id).settings.get("kind") == "photos"
+    stored = {} if photos else store.track_vectors(ends.track_pks)
     have = [i for i, pk in enumerate(ends.track_pks.tolist()) if pk in stored]
     if have:
         sub = ends.take(have)

@@ -34,6 +34,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from core.errors import ReidSearchError
@@ -112,6 +113,8 @@ class WorkerSpec:
         tracker_kwargs: Its settings.
         settings: The indexing settings.
         threads: ONNX Runtime threads per model in the worker.
+        images: How folders of images are read (``core.photo_index.media_kind``).
+        image_kinds: ``{resolved folder: kind}`` read otherwise (``core.engine.Engine.read_as``).
     """
 
     db_path: str
@@ -124,6 +127,8 @@ class WorkerSpec:
     tracker_kwargs: dict[str, Any] = field(default_factory=dict)
     settings: IndexSettings = field(default_factory=IndexSettings)
     threads: int = 1
+    images: str = "auto"
+    image_kinds: dict[str, str] = field(default_factory=dict)
 
 
 class _Stop:
@@ -145,7 +150,7 @@ def _worker(spec: WorkerSpec, videos: Sequence[str], taken: Any, events: Any, st
             parent: int) -> None:
     """Body of a worker process (see the module notes); ends with ``("exit", None)`` on ``events``."""
     from core.detection import YoloOnnxDetector
-    from core.pipeline import index_video
+    from core.photo_index import index_media
     from core.reid import OnnxEmbedder
     from core.store import Store
     from core.tracking import make_tracker
@@ -161,8 +166,10 @@ def _worker(spec: WorkerSpec, videos: Sequence[str], taken: Any, events: Any, st
         tracker_factory = functools.partial(make_tracker, spec.tracker, **spec.tracker_kwargs)
 
         def index(path: str) -> Iterator[IndexProgress]:
-            return index_video(path, store=store, detector=detector, embedder=embedder,
-                               tracker_factory=tracker_factory, settings=spec.settings, cancel=stop)
+            return index_media(path, store=store, detector=detector, embedder=embedder,
+                               tracker_factory=tracker_factory, settings=spec.settings,
+                               images=spec.image_kinds.get(str(Path(path).resolve()), spec.images),
+                               cancel=stop)
 
         while not stop.is_set():
             with taken.get_lock():

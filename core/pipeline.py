@@ -93,7 +93,6 @@ import numpy as np
 
 from core import __version__, safe_pickle
 from core.crops import Candidate, LiveTrack, copy_crop, crop_quality, has_moved
-from core.errors import ReidSearchError, StoreError
 from core.index_settings import (
     _EXECUTION_FIELDS,
     DEFAULT_RATE,
@@ -104,7 +103,7 @@ from core.index_settings import (
 )
 from core.motion import MotionGate, small_grey
 from core.prefetch import Inline, Prefetcher, Prepared
-from core.run_lock import run_lock_path, take_run_lock
+from core.run_lock import open_run, record_failure, run_lock_path, take_run_lock
 from core.store import NewTrack, RunRecord, Store
 from core.tracking import TENTATIVE
 from core.types import Detections, Detector, Embedder, Frame, IndexProgress, TrackedBoxes, Tracker
@@ -210,12 +209,7 @@ def _index(source: VideoSource, *, store: Store, detector: Detector, embedder: E
                                 done=True, skipped=True)
             return
         if run is None:
-            _, reid_sha = model_identity(embedder)
-            det_name, det_sha = model_identity(detector)
-            run = store.create_run(video.id, detector_name=det_name, detector_sha256=det_sha,
-                                   reid_name=recorded["reid_name"], reid_sha256=reid_sha,
-                                   embedding_dim=int(embedder.dim), settings=recorded, settings_key=key,
-                                   frames_total=source.frame_count)
+            run = open_run(store, video.id, key, recorded, detector, embedder, source.frame_count)
         # a resumed run keeps the batch/checkpoint spacing it started with (same batches, same result)
         stored = run.settings
         exec_settings = dataclasses.replace(settings, stride=int(stored.get("stride", recorded["stride"])),
@@ -441,13 +435,8 @@ class _Indexer:
             if not self.ended:
                 self._checkpoint("cancelled")
             raise
-        except StoreError:
-            raise  # the library itself failed (disk full, busy, damaged): its last checkpoint stands
-        except ReidSearchError as err:
-            self.store.set_run_status(self.run.id, "failed", str(err))
-            raise
         except Exception as err:
-            self.store.set_run_status(self.run.id, "failed", f"{type(err).__name__}: {err}")
+            record_failure(self.store, self.run.id, err)  # a library error itself writes nothing
             raise
         finally:
             frames.close()

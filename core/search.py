@@ -189,7 +189,8 @@ def search_runs(store: Store, index: EmbeddingIndex, query: np.ndarray, targets:
                                  np.array(rejected))
         for pk, drop in zip(others, penalty.tolist(), strict=True):
             scored[pk] = (scored[pk][0] - drop, scored[pk][1])
-    runs = {t.run_id: VideoRun(t.video.id, t.video.path, t.video.fps, t.stride) for t in targets}
+    runs = {t.run_id: VideoRun(t.video.id, t.video.path, t.video.fps, t.stride, t.video.kind == "photos")
+            for t in targets}
     found = person_hits(store, scored, runs, marks=marks, people=people, top_k=top_k)
     return RunSearch(found.hits, found.rejected, final)
 

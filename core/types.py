@@ -168,6 +168,10 @@ class Hit:
         track_ids: Every track of the person, in time order (``(track_id,)`` for one track).
         mark: ``"confirmed"`` or ``"rejected"`` when the user marked the hit (``core.engine.Engine.refine``),
             else ``""``.
+        photo_path: In a photo collection (``core.photos``): the photo file of ``best_frame`` (the hit
+            is one person in one photo, boxed by ``best_box``); ``""`` in a video.
+        photo_taken: The photo's EXIF ``DateTimeOriginal`` as ISO text (camera time), else ``""``:
+            photos of several collections share this one timeline.
     """
 
     video_id: int
@@ -180,6 +184,8 @@ class Hit:
     best_box: tuple[float, float, float, float]
     track_ids: tuple[int, ...] = ()
     mark: str = ""
+    photo_path: str = ""
+    photo_taken: str = ""
 
     def __post_init__(self) -> None:
         if not self.track_ids:
@@ -205,7 +211,10 @@ class IndexProgress:
         processed: Frames processed in this pass (every ``stride``-th frame).
         detected: Of those, frames the detector ran on (the others were skipped by the motion gate).
         note: On the first item of a run that had to start again instead of resuming, a
-            sentence saying why (its saved progress was unreadable or from another version).
+            sentence saying why (its saved progress was unreadable or from another version); on
+            the first item of a folder of images, how it is read (a sequence or photos).
+        photos: The run is a photo collection's (``core.photo_index``): ``frames_*`` count photos,
+            ``fps`` is photos per second and ``tracks`` the people found (one per detection).
     """
 
     video_path: str
@@ -221,6 +230,7 @@ class IndexProgress:
     processed: int = 0
     detected: int = 0
     note: str | None = None
+    photos: bool = False
 
 
 @dataclass(frozen=True)

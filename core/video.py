@@ -61,22 +61,30 @@ from core.media import (
     natural_key,
     video_files,
 )
+from core.types import Hit
 from core.video_file import DEFAULT_VIDEO_FPS, TIME_PROBE_FRAMES, VideoFileSource
 from core.video_source import VideoSource
 
 __all__ = ["DEFAULT_FOLDER_FPS", "DEFAULT_VIDEO_FPS", "IMAGE_EXTENSIONS", "TIME_PROBE_FRAMES",
            "VIDEO_EXTENSIONS", "ImageFolderSource", "VideoFileSource", "VideoSource", "expand_sources",
-           "fingerprint", "list_images", "natural_key", "open_source", "video_files"]
+           "fingerprint", "list_images", "natural_key", "open_hit_source", "open_source", "video_files"]
 
 
-def open_source(path: str | Path, *, fps: float | None = None) -> VideoSource:
-    """Open a video file or a folder of images.
+def open_hit_source(hit: Hit) -> VideoSource:
+    """Open what a search hit was found in: its video, or its photo collection (``hit.photo_path``)."""
+    return open_source(hit.video_path, photos=bool(hit.photo_path))
+
+
+def open_source(path: str | Path, *, fps: float | None = None, photos: bool = False) -> VideoSource:
+    """Open a video file, a folder of images, or a photo collection.
 
     Args:
         path: A video file OpenCV can decode, or a folder whose images (see
-            :data:`IMAGE_EXTENSIONS`) are the frames in natural name order.
+            :data:`IMAGE_EXTENSIONS`) are the frames in natural name order, or (``photos``, or an
+            image file) a photo collection (:class:`core.photo_source.PhotoSource`).
         fps: Image folders: their frame rate (default :data:`DEFAULT_FOLDER_FPS`). Video files: the
             rate to use only when the container gives no valid one.
+        photos: Read a folder as a photo collection (sub-folders included, each photo upright).
 
     Returns:
         An open source; close it (or use it as a context manager) when done.
@@ -89,6 +97,10 @@ def open_source(path: str | Path, *, fps: float | None = None) -> VideoSource:
     if fps is not None and not (math.isfinite(fps) and fps > 0):
         raise ValueError(f"fps must be a positive number, got {fps!r}")
     path = Path(path)
+    if photos or (path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS):
+        from core.photo_source import PhotoSource
+
+        return PhotoSource(path)
     if path.is_dir():
         return ImageFolderSource(path, fps=fps if fps is not None else DEFAULT_FOLDER_FPS)
     return VideoFileSource(path, fps=fps)

@@ -31,6 +31,7 @@ from core.store.queries import QueryStore, hit_mark, mark_rank
 from core.store.records import (
     LinkingRecord,
     NewTrack,
+    PhotoRecord,
     QueryRecord,
     QuerySummary,
     RunRecord,
@@ -39,14 +40,14 @@ from core.store.records import (
     TrackRecord,
     VideoRecord,
 )
-from core.store.tables import MARKS, RUN_STATUSES, Base
+from core.store.tables import MARKS, RUN_STATUSES, VIDEO_KINDS, Base
 from core.store.tracks import TrackStore
 from core.store.videos import VideoStore
 
 __all__ = [
-    "MARKS", "MIGRATIONS", "RUN_STATUSES", "SCHEMA_VERSION", "Base", "Database", "LinkingRecord", "Migration",
-    "NewTrack", "QueryRecord", "QuerySummary", "RunRecord", "Sightings", "Store", "StoredEmbeddings",
-    "TrackRecord", "VideoRecord", "hit_mark", "mark_rank",
+    "MARKS", "MIGRATIONS", "RUN_STATUSES", "SCHEMA_VERSION", "VIDEO_KINDS", "Base", "Database",
+    "LinkingRecord", "Migration", "NewTrack", "PhotoRecord", "QueryRecord", "QuerySummary", "RunRecord",
+    "Sightings", "Store", "StoredEmbeddings", "TrackRecord", "VideoRecord", "hit_mark", "mark_rank",
 ]
 
 

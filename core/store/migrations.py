@@ -164,10 +164,26 @@ def _migrate_3(conn: Connection) -> None:
     """)
 
 
+def _migrate_4(conn: Connection) -> None:
+    _run_script(conn, """
+    ALTER TABLE videos ADD COLUMN kind TEXT NOT NULL DEFAULT 'video';
+    CREATE TABLE photos (
+        video_id INTEGER NOT NULL REFERENCES videos (id) ON DELETE CASCADE,
+        frame INTEGER NOT NULL,
+        path TEXT NOT NULL,
+        taken TEXT,
+        time_s FLOAT NOT NULL,
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        PRIMARY KEY (video_id, frame))
+    """)
+
+
 MIGRATIONS: dict[int, Migration] = {
     1: Migration("videos, index runs, tracks, sightings, embeddings, queries, hits", _migrate_1),
     2: Migration("resume checkpoints (index_runs.state, tracks_done) and query notes", _migrate_2),
     3: Migration("people (linkings, track_people), marks, query vectors, the tracks of a hit", _migrate_3),
+    4: Migration("photo collections (videos.kind, photos: each photo's file, time and size)", _migrate_4),
 }
 """Schema version -> the step that upgrades a database from the version before."""
 

@@ -18,11 +18,21 @@ from core.store.records import (
     hit_from_row,
     hit_track_pks,
     hit_values,
+    photo_file,
     query_summary_from_row,
     vector_bytes,
     vector_from_bytes,
 )
-from core.store.tables import MARKS, HitTable, MarkTable, QueryTable, RunTable, TrackTable, VideoTable
+from core.store.tables import (
+    MARKS,
+    HitTable,
+    MarkTable,
+    PhotoTable,
+    QueryTable,
+    RunTable,
+    TrackTable,
+    VideoTable,
+)
 from core.types import Hit
 
 HitRows = Sequence[tuple[int | Sequence[int], Hit]]
@@ -133,10 +143,13 @@ class QueryStore(Database):
             if q is None:
                 raise StoreError(f"query {query_id} is not in the library {self.path}.")
             rows = session.execute(
-                select(HitTable, TrackTable.track_id, VideoTable.id, VideoTable.path)
+                select(HitTable, TrackTable.track_id, VideoTable.id, VideoTable.path, PhotoTable.path,
+                       PhotoTable.taken)
                 .join(TrackTable, TrackTable.id == HitTable.track_pk)
                 .join(RunTable, RunTable.id == TrackTable.run_id)
                 .join(VideoTable, VideoTable.id == RunTable.video_id)
+                .outerjoin(PhotoTable, (PhotoTable.video_id == VideoTable.id)
+                           & (PhotoTable.frame == HitTable.best_frame) & (VideoTable.kind == "photos"))
                 .where(HitTable.query_id == q.id).order_by(HitTable.id)).all()
             all_pks = [hit_track_pks(r[0]) for r in rows]
             members = {int(r.id): (int(r.track_id), int(r.first_frame)) for r in select_in(
@@ -145,10 +158,12 @@ class QueryStore(Database):
             marks = {int(pk): m for pk, m in session.execute(
                 select(MarkTable.track_pk, MarkTable.mark).where(MarkTable.query_id == q.id))}
             found = []
-            for (h, track_id, video_id, video_path), pks in zip(rows, all_pks, strict=True):
+            for (h, track_id, video_id, video_path, photo, taken), pks in zip(rows, all_pks, strict=True):
                 known = sorted((members[pk][1], members[pk][0]) for pk in pks if pk in members)
                 hit = hit_from_row(h, video_id=video_id, video_path=video_path, track_id=track_id,
-                                   track_ids=[tid for _, tid in known], mark=hit_mark(pks, marks))
+                                   track_ids=[tid for _, tid in known], mark=hit_mark(pks, marks),
+                                   photo_path="" if photo is None else photo_file(video_path, photo),
+                                   photo_taken=taken or "")
                 found.append((mark_rank(hit.mark), -hit.score, h.id, hit, pks))
             found.sort(key=lambda x: x[:3])
             return QueryRecord(summary=query_summary_from_row(q, len(rows)), hits=tuple(x[3] for x in found),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,8 @@ class VideoRecord:
         width: Frame width in pixels.
         height: Frame height in pixels.
         added: ISO time the video was first added.
+        kind: ``"video"`` (a video file or an image sequence) or ``"photos"`` (a photo collection,
+            ``core.photos``: its frames are photos, see :class:`PhotoRecord`).
     """
 
     id: int
@@ -53,6 +56,28 @@ class VideoRecord:
     width: int
     height: int
     added: str
+    kind: str = "video"
+
+
+@dataclass(frozen=True)
+class PhotoRecord:
+    """One photo of a photo collection as the library keeps it.
+
+    Attributes:
+        frame: Its rank in the collection (the ``frame`` of its sightings and hits).
+        path: The photo file (absolute: the collection's path joined with the stored relative path).
+        taken: EXIF ``DateTimeOriginal`` as ISO text, or ``None``.
+        time_s: Its time in the collection (see ``core.photos``).
+        width: Upright width in pixels.
+        height: Upright height in pixels.
+    """
+
+    frame: int
+    path: str
+    taken: str | None
+    time_s: float
+    width: int
+    height: int
 
 
 @dataclass(frozen=True)
@@ -293,7 +318,13 @@ class QueryRecord:
 def video_from_row(r: Any) -> VideoRecord:
     """A ``videos`` row as a record."""
     return VideoRecord(id=r.id, path=r.path, fingerprint=r.fingerprint, fps=r.fps, frame_count=r.frame_count,
-                       duration_s=r.duration_s, width=r.width, height=r.height, added=r.added)
+                       duration_s=r.duration_s, width=r.width, height=r.height, added=r.added,
+                       kind=r.kind or "video")
+
+
+def photo_file(collection: str, relative: str | None) -> str:
+    """The absolute file of a photo stored ``relative`` to its collection's path (``""``: the path itself)."""
+    return str(Path(collection) / relative) if relative else collection
 
 
 def run_from_row(r: Any) -> RunRecord:
@@ -377,13 +408,14 @@ def hit_track_pks(h: Any) -> tuple[int, ...]:
 
 
 def hit_from_row(h: Any, *, video_id: int, video_path: str, track_id: int, track_ids: Sequence[int] = (),
-                 mark: str = "") -> Hit:
+                 mark: str = "", photo_path: str = "", photo_taken: str = "") -> Hit:
     """A ``hits`` row, with its video, tracker ids (best; all in time order) and mark, as a ``Hit``."""
     segments = tuple(Segment(float(a), float(b), int(c), int(d)) for a, b, c, d in json.loads(h.segments))
     box = tuple(float(x) for x in json.loads(h.best_box))
     return Hit(video_id=video_id, video_path=video_path, track_id=track_id, score=h.score, segments=segments,
                best_frame=h.best_frame, best_time_s=h.best_time_s, best_box=box,  # type: ignore[arg-type]
-               track_ids=tuple(int(t) for t in track_ids), mark=mark)
+               track_ids=tuple(int(t) for t in track_ids), mark=mark, photo_path=photo_path,
+               photo_taken=photo_taken)
 
 
 def hit_values(query_id: int, track_pks: int | Sequence[int], h: Hit) -> dict[str, Any]:

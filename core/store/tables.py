@@ -46,8 +46,12 @@ class SchemaVersionTable(Base):
     description: Mapped[str] = mapped_column(Text)
 
 
+VIDEO_KINDS = ("video", "photos")
+"""Values of ``videos.kind``: a video file or an image sequence (``video``), or a photo collection."""
+
+
 class VideoTable(Base):
-    """A video file, known by the fingerprint of its content."""
+    """A video file, image sequence or photo collection (``kind``), known by its content's fingerprint."""
 
     __tablename__ = "videos"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -59,6 +63,25 @@ class VideoTable(Base):
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     added: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text, default="video")
+
+
+class PhotoTable(Base):
+    """One photo of a photo collection: its rank (the ``frame`` of its sightings), file, time and size.
+
+    ``path`` is relative to the collection's ``videos.path`` (``""`` when the collection is one
+    image file); ``taken`` the EXIF ``DateTimeOriginal`` as ISO text (``NULL`` without one);
+    ``width``/``height`` the upright photo's size.
+    """
+
+    __tablename__ = "photos"
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), primary_key=True)
+    frame: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+    taken: Mapped[str | None] = mapped_column(Text, nullable=True)
+    time_s: Mapped[float] = mapped_column(Float)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
 
 
 class RunTable(Base):

@@ -7,13 +7,29 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 
 from core.errors import StoreError
 from core.store.database import Database
 from core.store.migrations import now
-from core.store.records import NewTrack, RunRecord, VideoRecord, run_from_row, video_from_row
-from core.store.tables import RUN_STATUSES, LinkingTable, RunTable, TrackTable, VideoTable
+from core.store.records import (
+    NewTrack,
+    PhotoRecord,
+    RunRecord,
+    VideoRecord,
+    photo_file,
+    run_from_row,
+    video_from_row,
+)
+from core.store.tables import (
+    RUN_STATUSES,
+    VIDEO_KINDS,
+    LinkingTable,
+    PhotoTable,
+    RunTable,
+    TrackTable,
+    VideoTable,
+)
 from core.store.tracks import write_tracks
 
 _RUN_COLUMNS = [c for c in RunTable.__table__.columns if c.name != "state"]
@@ -30,7 +46,7 @@ class VideoStore(Database):
     # -- videos -------------------------------------------------------------------------------
 
     def upsert_video(self, path: str | Path, fingerprint: str, *, fps: float, frame_count: int,
-                     width: int, height: int) -> VideoRecord:
+                     width: int, height: int, kind: str = "video") -> VideoRecord:
         """Add a video, or find it by fingerprint and update its path (moved or renamed file).
 
         Args:
@@ -40,10 +56,13 @@ class VideoStore(Database):
             frame_count: Frames in the file.
             width: Frame width.
             height: Frame height.
+            kind: ``"video"`` or ``"photos"`` (:data:`~core.store.tables.VIDEO_KINDS`).
 
         Returns:
             The video's record, with the new path.
         """
+        if kind not in VIDEO_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(VIDEO_KINDS)}, got {kind!r}")
         path = str(Path(path).expanduser().resolve())
         with self._session(write=True) as session:
             row = session.scalars(select(VideoTable).where(VideoTable.fingerprint == fingerprint)).first()
@@ -51,7 +70,7 @@ class VideoStore(Database):
                 row = VideoTable(path=path, fingerprint=fingerprint, fps=float(fps),
                                  frame_count=int(frame_count),
                                  duration_s=float(frame_count) / fps if fps > 0 else 0.0,
-                                 width=int(width), height=int(height), added=now())
+                                 width=int(width), height=int(height), added=now(), kind=kind)
                 session.add(row)
                 session.flush()
             elif row.path != path:
@@ -91,6 +110,46 @@ class VideoStore(Database):
         """All videos, in the order they were added."""
         with self._session() as session:
             return [video_from_row(r) for r in session.scalars(select(VideoTable).order_by(VideoTable.id))]
+
+    # -- photo collections ----------------------------------------------------------------
+
+    def save_photos(self, video_id: int, photos: Sequence[PhotoRecord]) -> None:
+        """Record the photos of a photo collection (replacing what was recorded), ``path`` relative to it."""
+        with self._session(write=True) as session:
+            session.execute(delete(PhotoTable).where(PhotoTable.video_id == int(video_id)))
+            if photos:
+                session.execute(insert(PhotoTable), [
+                    {"video_id": int(video_id), "frame": int(p.frame), "path": p.path, "taken": p.taken,
+                     "time_s": float(p.time_s), "width": int(p.width), "height": int(p.height)}
+                    for p in photos])
+
+    def photos(self, video_id: int) -> list[PhotoRecord]:
+        """The photos of a photo collection in order, with absolute paths (empty for a video)."""
+        with self._session() as session:
+            video = session.get(VideoTable, int(video_id))
+            if video is None:
+                return []
+            rows = session.scalars(select(PhotoTable).where(PhotoTable.video_id == video.id)
+                                   .order_by(PhotoTable.frame)).all()
+            return [PhotoRecord(frame=r.frame, path=photo_file(video.path, r.path), taken=r.taken,
+                                time_s=r.time_s, width=r.width, height=r.height) for r in rows]
+
+    def photo_paths(self, frames: Sequence[tuple[int, int]]) -> dict[tuple[int, int], tuple[str, str]]:
+        """``{(video_id, frame): (absolute photo file, EXIF time or "")}`` of the pairs that are photos."""
+        wanted = {(int(v), int(f)) for v, f in frames}
+        if not wanted:
+            return {}
+        out: dict[tuple[int, int], tuple[str, str]] = {}
+        with self._session() as session:
+            for video_id in sorted({v for v, _ in wanted}):
+                columns = (PhotoTable.frame, PhotoTable.path, PhotoTable.taken, VideoTable.path)
+                rows = session.execute(select(*columns)
+                                       .join(VideoTable, VideoTable.id == PhotoTable.video_id)
+                                       .where(PhotoTable.video_id == video_id,
+                                              PhotoTable.frame.in_([f for v, f in wanted if v == video_id])))
+                for frame, rel, taken, root in rows:
+                    out[(video_id, int(frame))] = (photo_file(root, rel), taken or "")
+        return out
 
     def delete_video(self, video_id: int) -> None:
         """Remove a video with its runs, tracks, sightings, embeddings and hits."""

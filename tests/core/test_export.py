@@ -47,11 +47,23 @@ def test_csv_has_one_row_per_segment(tmp_path):
     assert tuple(rows[0]) == CSV_COLUMNS
     assert rows[1:] == [
         [VIDEO, "3", "0.8765", "1", "1.0", "4.0", "10", "40", "130", "13.0", "100.0", "50.5", "160.25",
-         "250.0", "3 8"],
+         "250.0", "3 8", ""],
         [VIDEO, "3", "0.8765", "2", "12.0", "15.0", "120", "150", "130", "13.0", "100.0", "50.5", "160.25",
-         "250.0", "3 8"],
-        [VIDEO, "9", "0.5000", "1", "3.0", "6.0", "30", "60", "45", "4.5", "1.0", "2.0", "3.0", "4.0", "9"],
+         "250.0", "3 8", ""],
+        [VIDEO, "9", "0.5000", "1", "3.0", "6.0", "30", "60", "45", "4.5", "1.0", "2.0", "3.0", "4.0", "9",
+         ""],
     ]
+
+
+def test_a_photo_hit_names_its_photo(tmp_path):
+    photo = Hit(2, "/photos", 7, 0.9, (Segment(3.0, 3.0, 3, 3),), 3, 3.0, (10.0, 20.0, 30.0, 40.0),
+                photo_path="/photos/trip/IMG_0004.jpg")
+    rec = json.loads(write_hits([photo], tmp_path / "hits.json").read_text(encoding="utf-8"))[0]
+    assert rec["photo"] == "/photos/trip/IMG_0004.jpg" and rec["video"] == "/photos"
+    assert rec["best_box"] == [10.0, 20.0, 30.0, 40.0] and rec["best_frame"] == 3
+    with write_hits([photo], tmp_path / "hits.csv").open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[1][CSV_COLUMNS.index("photo")] == "/photos/trip/IMG_0004.jpg"
 
 
 def test_other_endings_and_unwritable_places_are_one_sentence(tmp_path):
