@@ -27,11 +27,15 @@ def hit_table(hits: Sequence[Hit]) -> str:
     rows = [("#", "similarity", "mark", "video", "track", "tracks", "seen (time ranges)", "best frame",
              "box (x1, y1, x2, y2)")]
     for i, (h, name) in enumerate(zip(hits, names, strict=True), 1):
-        seen = ", ".join(f"{format_time(seg.start_s)}-{format_time(seg.end_s)}" for seg in h.segments)
+        if h.photo_path:  # a photo of a collection: its camera time (when it has one) and its rank
+            seen = h.photo_taken.replace("T", " ") or "photo (no time)"
+            best = f"photo {h.best_frame + 1}"
+        else:
+            seen = ", ".join(f"{format_time(seg.start_s)}-{format_time(seg.end_s)}" for seg in h.segments)
+            best = f"{h.best_frame} ({format_time(h.best_time_s)})"
         box = ", ".join(str(int(round(v))) for v in h.best_box)
         rows.append((str(i), f"{h.score:.3f}", MARK_SIGNS.get(h.mark, h.mark), name, str(h.track_id),
-                     ",".join(map(str, h.track_ids)), seen, f"{h.best_frame} ({format_time(h.best_time_s)})",
-                     f"({box})"))
+                     ",".join(map(str, h.track_ids)), seen, best, f"({box})"))
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     return "\n".join(lines)
