@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -19,6 +21,9 @@ from core.errors import ReidSearchError
 from core.video import VIDEO_EXTENSIONS, video_files
 from GUI.query_panel import IMAGE_SUFFIXES, is_image_file
 from GUI.settings import APPLICATION
+
+if TYPE_CHECKING:
+    from GUI.main_window import MainWindow
 
 
 def videos_in(folder: str | Path) -> list[str]:
@@ -121,3 +126,24 @@ def lay_out_dialog(dialog: QDialog, form: QFormLayout, note: QWidget, ok_text: s
     layout.addLayout(form)
     layout.addWidget(note)
     layout.addWidget(buttons)
+
+
+def offer_action(window: MainWindow, icon: QMessageBox.Icon, text: str, action: str,
+                 on_accept: Callable[[], object], *, informative: str = "", decline: str = "") -> QMessageBox:
+    """A non-modal message box offering one action (its default button); ``on_accept`` runs when chosen.
+
+    ``decline`` names the other button (default: Close). The box becomes ``window.last_message_box``.
+    """
+    box = QMessageBox(icon, APPLICATION, text, QMessageBox.StandardButton.NoButton if decline
+                      else QMessageBox.StandardButton.Close, window)
+    if informative:
+        box.setInformativeText(informative)
+    accept = box.addButton(action, QMessageBox.ButtonRole.AcceptRole)
+    if decline:
+        box.addButton(decline, QMessageBox.ButtonRole.RejectRole)
+    box.setDefaultButton(accept)
+    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    box.buttonClicked.connect(lambda button: button is accept and on_accept())
+    box.open()
+    window.last_message_box = box
+    return box

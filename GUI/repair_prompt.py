@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Qt, Slot
+from PySide6.QtCore import QObject, Slot
 from PySide6.QtWidgets import QMessageBox
 
 from core.text import plural
-from GUI.settings import APPLICATION
+from GUI.dialogs import offer_action
 
 if TYPE_CHECKING:
     from core.repair import RepairReport
@@ -47,17 +47,10 @@ class RepairPrompt(QObject):
         window.statusBar().showMessage(text)
         window.messageShown.emit("error", text)
         if self.interactive:
-            box = QMessageBox(QMessageBox.Icon.Critical, APPLICATION, text, QMessageBox.StandardButton.Close,
-                              window)
-            box.setInformativeText("Repair saves every readable video, indexing run, track and saved "
-                                   "search into a new library under the same name and keeps the damaged "
-                                   "file beside it.")
-            repair = box.addButton("Repair", QMessageBox.ButtonRole.AcceptRole)
-            box.setDefaultButton(repair)
-            box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-            box.buttonClicked.connect(lambda button: button is repair and self.repair())
-            box.open()
-            window.last_message_box = box
+            offer_action(window, QMessageBox.Icon.Critical, text, "Repair", self.repair,
+                         informative="Repair saves every readable video, indexing run, track and saved "
+                                     "search into a new library under the same name and keeps the damaged "
+                                     "file beside it.")
 
     def repair(self) -> bool:
         """Repair the window's library on a worker; False when there is nothing to repair or it is busy."""

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Qt, Slot
+from PySide6.QtCore import QObject, Slot
 from PySide6.QtWidgets import QMessageBox
 
 from core.text import plural
 from GUI.background import INDEX_JOB
-from GUI.settings import APPLICATION, AppSettings
+from GUI.dialogs import offer_action
+from GUI.settings import AppSettings
 from GUI.settings_dialog import edit_settings
 
 if TYPE_CHECKING:
@@ -94,15 +95,8 @@ class SettingsControl(QObject):
         window.statusBar().showMessage(self.text, 20000)
         window.messageShown.emit("info", self.text)
         if self.interactive:
-            box = QMessageBox(QMessageBox.Icon.Question, APPLICATION, self.text,
-                              QMessageBox.StandardButton.NoButton, window)
-            now = box.addButton("Index again now", QMessageBox.ButtonRole.AcceptRole)
-            box.addButton("Later", QMessageBox.ButtonRole.RejectRole)
-            box.setDefaultButton(now)
-            box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-            box.buttonClicked.connect(lambda button: button is now and self.index_now())
-            box.open()
-            window.last_message_box = box
+            offer_action(window, QMessageBox.Icon.Question, self.text, "Index again now", self.index_now,
+                         decline="Later")
 
     def index_now(self) -> bool:
         """Check the stale videos (only them) and index them (Index only); False: nothing to do."""

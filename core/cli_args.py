@@ -10,15 +10,20 @@ import argparse
 import math
 
 
-def arg_threshold(text: str) -> float:
-    """A similarity threshold in [0, 1]."""
+def _number(text: str, in_range, not_a_number: str, out_of_range: str) -> float:
+    """``text`` as a finite float for which ``in_range(value)`` holds, else argparse's error."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
-        raise argparse.ArgumentTypeError(f"{text} is outside [0, 1]")
+        raise argparse.ArgumentTypeError(f"{text!r} {not_a_number}") from None
+    if not (math.isfinite(value) and in_range(value)):
+        raise argparse.ArgumentTypeError(f"{text} {out_of_range}")
     return value
+
+
+def arg_threshold(text: str) -> float:
+    """A similarity threshold in [0, 1]."""
+    return _number(text, lambda v: 0.0 <= v <= 1.0, "is not a number", "is outside [0, 1]")
 
 
 def arg_positive(text: str) -> int:
@@ -34,24 +39,14 @@ def arg_positive(text: str) -> int:
 
 def arg_seconds(text: str) -> float:
     """A number of seconds in [0, 60]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not (math.isfinite(value) and 0.0 <= value <= 60.0):
-        raise argparse.ArgumentTypeError(f"{text} is outside [0, 60] seconds")
-    return value
+    return _number(text, lambda v: 0.0 <= v <= 60.0, "is not a number of seconds",
+                   "is outside [0, 60] seconds")
 
 
 def arg_rate(text: str) -> float:
     """Frames per second of video, > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (math.isfinite(value) and 0.0 < value <= 1000.0):
-        raise argparse.ArgumentTypeError(f"{text} must be a number of frames per second > 0")
-    return value
+    return _number(text, lambda v: 0.0 < v <= 1000.0, "is not a number",
+                   "must be a number of frames per second > 0")
 
 
 def arg_hit_ref(text: str) -> int | tuple[str | int, int]:
