@@ -30,7 +30,7 @@ from core.models.derived import (
     record_derived,
     resolve_precision,
 )
-from core.models.quantize import convert_float16, float_tail, quantize_int8
+from core.models.quantize import box_agreement, convert_float16, float_tail, quantize_int8
 from core.paths import REPO_ROOT
 from core.pipeline import run_settings
 from tests.realdata import box_iou
@@ -61,16 +61,6 @@ def vtest_frames(vtest_path) -> list[np.ndarray]:
     return out
 
 
-def confident_boxes_kept(reference, candidate, min_score=0.5, iou=0.7) -> tuple[int, int]:
-    kept = total = 0
-    for ref, cand in zip(reference, candidate, strict=True):
-        boxes = ref.boxes[ref.scores >= min_score]
-        total += len(boxes)
-        if len(boxes) and len(cand):
-            kept += int((box_iou(boxes, cand.boxes).max(axis=1) > iou).sum())
-    return kept, total
-
-
 def test_int8_model_is_valid_onnx_with_its_origin_in_its_metadata(int8_path, detector_model_path):
     onnx.checker.check_model(str(int8_path))
     model = onnx.load(str(int8_path))
@@ -97,7 +87,7 @@ def test_int8_boxes_agree_with_the_float_model_on_real_frames(int8_path, person_
     assert int8.precision == "int8" and int8.names == person_detector.names
     reference = [person_detector.detect([f])[0] for f in vtest_frames]
     candidate = [int8.detect([f])[0] for f in vtest_frames]
-    kept, total = confident_boxes_kept(reference, candidate)
+    kept, total = box_agreement(reference, candidate)
     print(f"\nint8 keeps {kept} of {total} confident float boxes ({kept / total:.1%}) at IoU > 0.7")
     assert total >= 40 and kept / total >= MIN_AGREEMENT
 
@@ -173,6 +163,6 @@ def test_float16_model_runs_and_agrees(tmp_path, detector_model_path, person_det
     half = YoloOnnxDetector(made.path, person_classes=CLASSES, device="cpu")  # ORT runs it on the CPU too
     assert half.precision == "fp16"
     frames = vtest_frames[:6]
-    kept, total = confident_boxes_kept([person_detector.detect([f])[0] for f in frames],
+    kept, total = box_agreement([person_detector.detect([f])[0] for f in frames],
                                        [half.detect([f])[0] for f in frames])
     assert total >= 10 and kept == total
