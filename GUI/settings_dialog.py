@@ -31,7 +31,7 @@ from core.errors import ModelError
 from core.models.manifest import FETCH_HINT, default_model, load_manifest
 from core.search import DEFAULT_THRESHOLD
 from GUI.dialogs import lay_out_dialog
-from GUI.settings import RATE_RANGE, AppSettings
+from GUI.settings import DETECT_SIZES, RATE_RANGE, AppSettings
 
 if TYPE_CHECKING:
     from core.engine import Engine
@@ -41,6 +41,9 @@ PRECISION_LABELS = {"auto": "Automatic (int8 on the CPU, float16 on a GPU)",
                     "int8": "int8 (about 2x faster on most CPUs)",
                     "fp16": "float16 (GPU)",
                     "fp32": "float32 (the model as trained; for CPUs where int8 is not faster)"}
+SIZE_LABELS = {0: "The model's own (640 pixels)", 480: "480 pixels (faster; people near the camera)",
+               800: "800 pixels", 960: "960 pixels (people far from an HD camera; about 2.3x slower)",
+               1280: "1280 pixels (about 4x slower)"}
 SAMPLING_LABELS = {"rate": "By time: frames per second of video", "stride": "Every n-th frame"}
 OTHER = "__other__"
 
@@ -143,6 +146,13 @@ class SettingsDialog(QDialog):
         self.precision.setToolTip("The detector's arithmetic. int8 is a version of the detector made at "
                                   "install time; on old CPUs without VNNI it can be slower than float32 "
                                   "(scripts/benchmark.py shows both).")
+        self.detect_size = QComboBox()
+        for key in DETECT_SIZES:
+            self.detect_size.addItem(SIZE_LABELS[key], key)
+        self.detect_size.setCurrentIndex(DETECT_SIZES.index(settings.detect_size))
+        self.detect_size.setToolTip("How large the detector sees each frame. At 640 pixels it finds about "
+                                    "half of the people 150-250 pixels tall in a 1080p frame; at 960, "
+                                    "four in five (README, Detector input size).")
         self.sampling = QComboBox()
         for key, label in SAMPLING_LABELS.items():
             self.sampling.addItem(label, key)
@@ -152,8 +162,8 @@ class SettingsDialog(QDialog):
         self.rate.setSingleStep(0.5)
         self.rate.setDecimals(1)
         self.rate.setValue(settings.rate)
-        self.rate.setToolTip("Frames looked at per second of video, whatever its frame rate (5: every "
-                             "2nd frame at 10 fps, every 5th at 25 fps). Fewer splits people into more "
+        self.rate.setToolTip("Frames looked at per second of video, whatever its frame rate (3: every "
+                             "3rd frame at 10 fps, every 8th at 25 fps). Fewer splits people into more "
                              "tracks.")
         self.stride = QSpinBox()
         self.stride.setRange(1, 30)
@@ -194,6 +204,7 @@ class SettingsDialog(QDialog):
         form.addRow("Device:", self.device)
         form.addRow("", self.providers)
         form.addRow("Detector precision:", self.precision)
+        form.addRow("Detector input:", self.detect_size)
         form.addRow("Frames indexed:", sampling_row)
         form.addRow("", self.motion_gate)
         form.addRow("Score threshold:", self.threshold)
@@ -207,6 +218,7 @@ class SettingsDialog(QDialog):
         for combo in (self.detector, self.reid):
             combo.currentIndexChanged.connect(self._say_consequence)
         self.precision.currentIndexChanged.connect(self._say_consequence)
+        self.detect_size.currentIndexChanged.connect(self._say_consequence)
         self.sampling.currentIndexChanged.connect(self._say_consequence)
         self.rate.valueChanged.connect(self._say_consequence)
         self.stride.valueChanged.connect(self._say_consequence)
@@ -222,7 +234,8 @@ class SettingsDialog(QDialog):
         frames = (sampling != s.sampling or self.motion_gate.isChecked() != s.motion_gate
                   or (sampling == "rate" and abs(self.rate.value() - s.rate) > 1e-6)
                   or (sampling == "stride" and self.stride.value() != s.stride))
-        other = self.detector.path() != s.detector or self.precision.currentData() != s.precision or frames
+        other = (self.detector.path() != s.detector or self.precision.currentData() != s.precision or frames
+                 or self.detect_size.currentData() != s.detect_size)
         n = self._indexed
         videos = ("the video indexed so far is" if n == 1 else
                   f"the {n} videos indexed so far are" if n else "videos indexed so far are")
@@ -260,6 +273,7 @@ class SettingsDialog(QDialog):
             reid=self.reid.path(),
             device=self.device.currentData(),
             precision=self.precision.currentData(),
+            detect_size=self.detect_size.currentData(),
             sampling=self.sampling.currentData(),
             rate=round(self.rate.value(), 1),
             stride=self.stride.value(),

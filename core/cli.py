@@ -65,7 +65,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core import paths
-from core.cli_args import arg_hit_ref, arg_positive, arg_rate, arg_seconds, arg_threshold
+from core.cli_args import arg_detect_size, arg_hit_ref, arg_positive, arg_rate, arg_seconds, arg_threshold
 from core.cli_output import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -96,7 +96,7 @@ def _engine(args: argparse.Namespace) -> Engine:
     engine = Engine(args.db, detector=args.detector, reid=args.reid, device=args.device,
                     precision=args.precision, stride=getattr(args, "stride", None),
                     rate=getattr(args, "rate", None), motion_gate=getattr(args, "motion_gate", True),
-                    tracker=getattr(args, "tracker", DEFAULT_TRACKER),
+                    tracker=getattr(args, "tracker", DEFAULT_TRACKER), detect_size=args.detect_size,
                     index_kind=getattr(args, "index", "flat"), workers=getattr(args, "workers", None),
                     images=getattr(args, "images", "auto"))
     for note in engine.notes:
@@ -334,7 +334,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m core``."""
     from core.index import INDEX_KINDS
-    from core.index_settings import DEFAULT_RATE
+    from core.index_settings import DEFAULT_RATE, IndexSettings
     from core.models.derived import PRECISIONS
     from core.photos import IMAGE_KINDS
     from core.search import DEFAULT_THRESHOLD
@@ -359,6 +359,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--precision", choices=PRECISIONS, default="auto",
                            help="detector precision (default: auto = int8 on the CPU, fp16 on CUDA; fp32 "
                                 "where int8 is not faster, e.g. CPUs without AVX-512 VNNI / AVX-VNNI)")
+            p.add_argument("--detect-size", type=arg_detect_size, default=None, metavar="PIXELS",
+                           help="longest side of the detector's input, a multiple of 32 (default: the "
+                                "model's own, 640); 960 or 1280 find people far from an HD camera, at "
+                                "2-4x the cost")
 
     p = sub.add_parser("index", help="index videos (resumable)",
                        description="Index video files, image folders or folders of videos (resumable).")
@@ -366,7 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
     sampling = p.add_mutually_exclusive_group()
     sampling.add_argument("--rate", type=arg_rate, default=None, metavar="R",
                           help=f"process R frames per second of video (default: {DEFAULT_RATE:g}, i.e. "
-                               "stride 2 at 10 fps, 5 at 25 fps, 6 at 30 fps)")
+                               + ", ".join(f"stride {IndexSettings().stride_for(fps)} at {fps} fps"
+                                           for fps in (10, 25, 30)) + ")")
     sampling.add_argument("--stride", type=arg_positive, default=None, metavar="N",
                           help="process every N-th frame instead (whatever the frame rate)")
     p.add_argument("--no-motion-gate", dest="motion_gate", action="store_false",

@@ -37,6 +37,14 @@ def arg_positive(text: str) -> int:
     return value
 
 
+def arg_detect_size(text: str) -> int:
+    """A detector input size: a whole number of pixels, a multiple of 32 (YOLO's largest stride)."""
+    value = arg_positive(text)
+    if value % 32:
+        raise argparse.ArgumentTypeError(f"{text} is not a multiple of 32 pixels (e.g. 640, 960, 1280)")
+    return value
+
+
 def arg_seconds(text: str) -> float:
     """A number of seconds in [0, 60]."""
     return _number(text, lambda v: 0.0 <= v <= 60.0, "is not a number of seconds",

@@ -123,7 +123,8 @@ class YoloOnnxDetector(OnnxBacked):
 
     def __init__(self, path: str | os.PathLike[str], *, person_classes: Sequence[str] = ("person",),
                  conf: float = 0.25, iou: float = 0.45, device: str = "auto", max_batch: int = 8,
-                 rect: bool = True, merge_person_classes: bool = True, threads: int | None = None) -> None:
+                 rect: bool = True, merge_person_classes: bool = True, threads: int | None = None,
+                 imgsz: int | None = None) -> None:
         """Load the model and check its class list.
 
         Args:
@@ -139,6 +140,10 @@ class YoloOnnxDetector(OnnxBacked):
                 two person classes (e.g. ``Normal`` and ``Fall``) gives one box, the higher-scoring
                 one; ``False`` gives plain class-aware NMS as Ultralytics does.
             threads: ONNX Runtime intra-op threads (default: all cores).
+            imgsz: Longest side of the network input in pixels, a multiple of the model's stride
+                (``None``: the size in the model's metadata, 640 for Ultralytics exports). Larger
+                finds smaller people at a higher cost; only models exported with a dynamic
+                input size take another size.
 
         Raises:
             ModelError: The file is not a usable Ultralytics detector, lacks class names, or does
@@ -149,6 +154,7 @@ class YoloOnnxDetector(OnnxBacked):
             raise ValueError(f"conf and iou must be in [0, 1], got conf={conf}, iou={iou}")
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        asked = imgsz
         self._model = load_session(path, device=device, expect="detect", threads=threads)
         model = self._model
         self.path: Path = model.path
@@ -180,6 +186,15 @@ class YoloOnnxDetector(OnnxBacked):
         # A fixed input shape wins over the metadata: it is what the graph accepts.
         if model.fixed_hw is not None:
             self.imgsz = model.fixed_hw
+        if asked is not None and (int(asked), int(asked)) != self.imgsz:
+            if model.fixed_hw is not None:
+                raise ModelError(f"{model.path} takes only {model.fixed_hw[1]}x{model.fixed_hw[0]} input "
+                                 f"(exported with a fixed size), not {asked}; export it with dynamic=True "
+                                 "for another size.")
+            if int(asked) < self.stride or int(asked) % self.stride:
+                raise ValueError(f"The detector's input size must be a multiple of its stride "
+                                 f"{self.stride} pixels (e.g. 640, 960), got {asked}.")
+            self.imgsz = (int(asked), int(asked))
         self.rect = bool(rect) and model.fixed_hw is None
 
         out_shape = model.output_shapes[0]

@@ -24,27 +24,23 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from core import search as search_mod
 from core.boxes import FrameBoxes
 from core.detection import YoloOnnxDetector
+from core.engine_models import load_models
 from core.errors import StoreError
 from core.index import EmbeddingIndex
 from core.index_settings import photo_run_settings
 from core.library import HitRef, Library, QueryInfo, RunChoice, SearchResult, VideoInfo, VideoRef
 from core.linking import centroids, link_run, needs_linking
-from core.models import resolve_model
-from core.models.derived import PRECISIONS, detector_file
-from core.onnx_model import DEVICES, cuda_available
 from core.parallel import WorkerSpec, default_workers, index_videos
 from core.photo_index import index_media
 from core.photos import IMAGE_KINDS, PHOTO_MAX_SIDE
 from core.pipeline import DEFAULT_RATE, IndexSettings, model_identity, run_settings
 from core.query_photos import PhotoCheck, check_photo
-from core.reid import OnnxEmbedder
 from core.store import Store, VideoRecord
 from core.tracking import DEFAULT_TRACKER, make_tracker
 from core.types import IndexEvent, IndexOutcome, IndexProgress, TrackedBoxes, Tracker
@@ -87,8 +83,11 @@ class Engine(Library):
         threads: ONNX Runtime threads of this engine's models (default: all cores).
         images: How a folder of images is indexed: ``"auto"`` (:func:`core.photos.classify_folder`),
             ``"sequence"`` (video frames) or ``"photos"`` (``core.photo_index``; an image file always is).
+        detect_size: Longest side of the detector's input in pixels (``None``: the model's own, 640);
+            larger finds smaller (farther) people at a higher cost (README, Detector input size).
 
     Attributes:
+        models: The loaded detector and ReID model (:class:`core.engine_models.EngineModels`).
         detector_path: The detector model file in use (the derived int8/fp16 file when one runs).
         float_detector_path: The float32 model it was made from (``detector_path`` for fp32).
         precision: The detector precision really in use (``"int8"``, ``"fp16"`` or ``"fp32"``).
@@ -102,9 +101,10 @@ class Engine(Library):
 
     Raises:
         ModelError: A model file is missing or unusable, or no default model is present (the
-            message names ``python -m core.models fetch``).
+            message names ``python -m core.models fetch``); a fixed-size detector and a ``detect_size``.
         StoreError: The database cannot be opened.
-        ValueError: Unknown ``device`` or ``precision``, a bad ``stride``, ``rate`` or ``workers``.
+        ValueError: Unknown ``device`` or ``precision``, a bad ``stride``, ``rate``, ``workers`` or
+            ``detect_size``.
         KeyError: Unknown ``index_kind`` or ``tracker`` (the message lists the valid ones).
     """
 
@@ -113,11 +113,7 @@ class Engine(Library):
                  stride: int | None = None, rate: float | None = None, motion_gate: bool = True,
                  tracker: str = DEFAULT_TRACKER, settings: IndexSettings | None = None,
                  index_kind: str = "flat", workers: int | None = None, threads: int | None = None,
-                 images: str = "auto") -> None:
-        if device not in DEVICES:
-            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+                 images: str = "auto", detect_size: int | None = None) -> None:
         if images not in IMAGE_KINDS:
             raise ValueError(f"images must be one of {', '.join(IMAGE_KINDS)}, got {images!r}")
         self.images = images
@@ -129,30 +125,19 @@ class Engine(Library):
             settings = IndexSettings(stride=stride, rate=DEFAULT_RATE if rate is None else float(rate),
                                      motion_gate=bool(motion_gate))
         self.settings = settings
-        det_path, det_entry = resolve_model("detect", detector)
-        reid_path, reid_entry = resolve_model("reid", reid)
-        on_gpu = device != "cpu" and cuda_available()
-        notes: list[str] = []
-        run_path = detector_file(Path(det_path), precision, on_gpu=on_gpu, notes=notes)
-        person_classes = det_entry.person_classes if det_entry and det_entry.person_classes else ("person",)
-        self.detector = YoloOnnxDetector(run_path, person_classes=person_classes, device=device,
-                                         threads=threads)
-        self._threads = threads
-        self._reid_preprocess = reid_entry.preprocess if reid_entry else None
-        self.embedder = OnnxEmbedder(reid_path, preprocess=self._reid_preprocess, device=device,
-                                     threads=threads)
-        self.detector_path: Path = Path(run_path)
-        self.float_detector_path: Path = Path(det_path)
+        models = load_models(detector, reid, device=device, precision=precision, detect_size=detect_size,
+                             threads=threads)
+        self.models = models
+        self.detector, self.embedder = models.detector, models.embedder
+        self.detector_path: Path = Path(self.detector.path)
+        self.float_detector_path: Path = models.float_detector_path
         self.precision: str = self.detector.precision
-        self.reid_path: Path = Path(reid_path)
+        self.reid_path: Path = Path(self.embedder.path)
         self.device = device
         self.workers = None if workers is None else int(workers)
-        self.providers: dict[str, str] = {"detector": self.detector.provider, "reid": self.embedder.provider}
-        for model in (self.detector, self.embedder):
-            if model.fallback_note and model.fallback_note not in notes:
-                notes.append(model.fallback_note)
-        self.notes: tuple[str, ...] = tuple(notes)
-        self._tracker = (tracker, dict(det_entry.tracker) if det_entry else {})
+        self.providers: dict[str, str] = models.providers
+        self.notes: tuple[str, ...] = models.notes
+        self._tracker = (tracker, dict(models.tracker_kwargs))
         make_tracker(tracker, **self._tracker[1])  # an unknown name or setting fails here, not mid-index
         self.tracker_factory: Callable[[], Tracker] = functools.partial(make_tracker, tracker,
                                                                         **self._tracker[1])
@@ -173,10 +158,7 @@ class Engine(Library):
         boxes would decide differently whether a tight crop is embedded whole (measured: 12 of 14
         vtest crops taken whole in int8, 14 of 14 in float32).
         """
-        if self.precision == "fp32":
-            return self.detector
-        return YoloOnnxDetector(self.float_detector_path, person_classes=self.detector.person_classes,
-                                device=self.device, threads=self._threads)
+        return self.models.float_detector()
 
     # -- indexing ---------------------------------------------------------------------------------
 
@@ -255,12 +237,13 @@ class Engine(Library):
     def worker_spec(self, threads: int) -> WorkerSpec:
         """What a worker process needs to index with this engine's models and settings."""
         tracker, kwargs = self._tracker
-        preprocess: dict[str, Any] | None = dict(self._reid_preprocess) if self._reid_preprocess else None
+        preprocess = self.models.reid_preprocess
         return WorkerSpec(db_path=str(self.db_path), detector=str(self.detector_path),
                           person_classes=tuple(self.detector.person_classes), reid=str(self.reid_path),
                           reid_preprocess=preprocess, device=self.device, tracker=tracker,
                           tracker_kwargs=kwargs, settings=self.settings, threads=int(threads),
-                          images=self.images, image_kinds=dict(self.image_kinds))
+                          images=self.images, image_kinds=dict(self.image_kinds),
+                          detect_size=self.models.detect_size)
 
     # -- library, with this engine's run rule --------------------------------------------------
 

@@ -25,7 +25,7 @@ from core.types import Detector, Embedder, Tracker
 
 _EXECUTION_FIELDS = ("det_batch", "embed_batch", "commit_every", "prefetch")
 
-DEFAULT_RATE = 5.0
+DEFAULT_RATE = 3.0
 """Processed frames per second of video by default (chosen by measurement: see the README's Performance)."""
 
 
@@ -38,7 +38,7 @@ class IndexSettings:
     (a resumed run keeps the batch and checkpoint spacing it started with).
 
     Sampling: by default frames are processed at ``rate`` per second of video, whatever its
-    frame rate (:meth:`stride_for`: stride 2 at 10 fps, 5 at 25 fps, 6 at 30 fps), so a 25 fps
+    frame rate (:meth:`stride_for`: stride 3 at 10 fps, 8 at 25 fps, 10 at 30 fps), so a 25 fps
     and a 10 fps recording of one scene cost the same and the tracker's ``max_age``/``min_hits``
     (counted in processed frames) mean the same time on both. A fixed ``stride`` instead
     processes every ``stride``-th frame (``rate`` is then ``None``).

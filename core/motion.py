@@ -46,12 +46,15 @@ class MotionConfig:
 
 
 def small_grey(image: np.ndarray, width: int) -> np.ndarray:
-    """``(h, width)`` uint8 grey copy of a BGR image, area-averaged and blurred (5x5 Gaussian)."""
+    """``(h, width)`` uint8 grey copy of a BGR image, area-averaged and blurred (5x5 Gaussian).
+
+    Grey first, then shrunk: one channel to average instead of three (3x cheaper on a frame).
+    """
     h, w = image.shape[:2]
     height = max(1, int(round(h * width / w)))
-    small = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-    grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
-    return cv2.GaussianBlur(grey, (5, 5), 0)
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+    small = cv2.resize(grey, (width, height), interpolation=cv2.INTER_AREA)
+    return cv2.GaussianBlur(small, (5, 5), 0)
 
 
 def changed_share(previous: np.ndarray, current: np.ndarray, diff: int) -> float:

@@ -115,6 +115,7 @@ class WorkerSpec:
         threads: ONNX Runtime threads per model in the worker.
         images: How folders of images are read (``core.photo_index.media_kind``).
         image_kinds: ``{resolved folder: kind}`` read otherwise (``core.engine.Engine.read_as``).
+        detect_size: Longest side of the detector's input (``None``: the model's own).
     """
 
     db_path: str
@@ -129,6 +130,7 @@ class WorkerSpec:
     threads: int = 1
     images: str = "auto"
     image_kinds: dict[str, str] = field(default_factory=dict)
+    detect_size: int | None = None
 
 
 class _Stop:
@@ -159,7 +161,7 @@ def _worker(spec: WorkerSpec, videos: Sequence[str], taken: Any, events: Any, st
     store = None
     try:
         detector = YoloOnnxDetector(spec.detector, person_classes=spec.person_classes, device=spec.device,
-                                    threads=spec.threads)
+                                    threads=spec.threads, imgsz=spec.detect_size)
         embedder = OnnxEmbedder(spec.reid, preprocess=spec.reid_preprocess, device=spec.device,
                                 threads=spec.threads)
         store = Store(spec.db_path)

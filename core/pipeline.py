@@ -106,7 +106,16 @@ from core.prefetch import Inline, Prefetcher, Prepared
 from core.run_lock import open_run, record_failure, run_lock_path, take_run_lock
 from core.store import NewTrack, RunRecord, Store
 from core.tracking import TENTATIVE
-from core.types import Detections, Detector, Embedder, Frame, IndexProgress, TrackedBoxes, Tracker
+from core.types import (
+    Detections,
+    Detector,
+    Embedder,
+    Frame,
+    IndexProgress,
+    LazyEmbeddings,
+    TrackedBoxes,
+    Tracker,
+)
 from core.video import VideoSource, fingerprint, open_source
 
 __all__ = ["DEFAULT_RATE", "STAGES", "IndexSettings", "crop_quality", "index_video", "model_identity",
@@ -271,6 +280,7 @@ class _Indexer:
         self._detect_prepared = getattr(detector, "detect_prepared", None)
         if self._prepare_image is None or self._detect_prepared is None:
             self._prepare_image = self._detect_prepared = None
+        self._hint: MotionGate | None = None  # the decoding thread's copy of the gate (see _prepare)
         self.note: str | None = None
         """Said once, on the next progress item (a restart instead of a resume)."""
 
@@ -317,20 +327,11 @@ class _Indexer:
             return any(state == TENTATIVE for _, state, _ in active())
         return len(dets) > len(tracked)
 
-    def _detection_embeddings(self, frame: Frame, dets: Detections) -> np.ndarray | None:
-        """``(N, D)`` vectors of the detections for a tracker that ``needs_embeddings``, else ``None``.
-
-        Rows of boxes the embedder skips (too small, outside the image) stay zero.
-        """
+    def _detection_embeddings(self, frame: Frame, dets: Detections) -> LazyEmbeddings | None:
+        """Vectors of the detections for a tracker that ``needs_embeddings`` (made as it reads them)."""
         if not getattr(self.state.tracker, "needs_embeddings", False):
             return None
-        out = np.zeros((len(dets), self.embedder.dim), np.float32)
-        if len(dets):
-            emb = self.embedder.embed(frame.image, dets.boxes)
-            out[emb.kept] = emb.vectors
-        return out
-
-    # -- checkpoints -------------------------------------------------------------------------
+        return LazyEmbeddings.of(self.embedder, frame.image, dets.boxes)
 
     def _embed_finished(self) -> list[NewTrack]:
         settings = self.settings
@@ -392,9 +393,18 @@ class _Indexer:
     # -- main loop ---------------------------------------------------------------------------
 
     def _prepare(self, frame: Frame) -> Prepared:
-        """Runs in the decoding thread: the detector's letterbox and the gate's small copy."""
+        """In the decoding thread: the gate's small copy and, unless the gate skips the frame, the letterbox.
+
+        ``self._hint`` replays the gate's own comparisons (same frames, same order, from the
+        same previous copy), so a frame without motion is not letterboxed ahead; should the
+        detector see it all the same (a live track), :meth:`_process` letterboxes it then.
+        """
+        small = None
+        if self._hint is not None:
+            small = small_grey(frame.image, self._hint.config.width)
+            if not self._hint.update(small):
+                return Prepared(frame, None, small)
         net = self._prepare_image(frame.image) if self._prepare_image is not None else None
-        small = small_grey(frame.image, self.state.gate.config.width) if self.state.gate is not None else None
         return Prepared(frame, net, small)
 
     def loop(self, cancel: threading.Event | None) -> Iterator[IndexProgress]:
@@ -403,6 +413,10 @@ class _Indexer:
         if self.run.status != "running":
             self.store.set_run_status(self.run.id, "running")
         decoded = self.source.iter_frames(settings.stride, start)
+        self._hint = None
+        if self.state.gate is not None:
+            self._hint = MotionGate(self.state.gate.config)
+            self._hint.previous = self.state.gate.previous
         frames = (Prefetcher(decoded, self._prepare, settings.prefetch) if settings.prefetch
                   else Inline(decoded, self._prepare))
         batch: list[Prepared] = []
@@ -459,7 +473,9 @@ class _Indexer:
         if not shown:
             found = []
         elif self._detect_prepared is not None:
-            found = self._detect_prepared(images, [item.net_input for item in shown])
+            nets = [item.net_input if item.net_input is not None else self._prepare_image(item.frame.image)
+                    for item in shown]
+            found = self._detect_prepared(images, nets)
         else:
             found = self.detector.detect(images)
         dets = dict(zip((id(item) for item in shown), found, strict=True))

@@ -9,6 +9,7 @@ Shapes use N for the number of boxes in one frame and D for the embedding size.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -289,12 +290,60 @@ class Detector(Protocol):
         ...
 
 
+class LazyEmbeddings:
+    """``(N, D)`` ReID vectors of one frame's detections, each computed when first indexed.
+
+    What the pipeline passes a tracker that ``needs_embeddings``: indexing it like an array
+    (``e[i]``, ``e[idx]`` with an int array) returns float32 rows and embeds only the rows
+    not computed yet, so a tracker that looks at the appearance of a few detections pays for
+    those only. Rows of boxes the embedder skips are zero.
+
+    Args:
+        count: ``N``, the detections of the frame.
+        dim: ``D``, the vector size.
+        compute: Embeds the detections of an int array of row indices: ``(len, D)`` float32.
+    """
+
+    def __init__(self, count: int, dim: int, compute: Callable[[np.ndarray], np.ndarray]) -> None:
+        self.shape = (int(count), int(dim))
+        self._rows = np.zeros(self.shape, np.float32)
+        self._done = np.zeros(self.shape[0], bool)
+        self._compute = compute
+
+    @classmethod
+    def of(cls, embedder: Embedder, image: np.ndarray, boxes: np.ndarray) -> LazyEmbeddings:
+        """The vectors of ``boxes`` ``(N, 4)`` xyxy of ``image``, by ``embedder`` as they are read."""
+        def compute(rows: np.ndarray) -> np.ndarray:
+            out = np.zeros((len(rows), embedder.dim), np.float32)
+            emb = embedder.embed(image, boxes[rows])
+            out[emb.kept] = emb.vectors
+            return out
+
+        return cls(len(boxes), embedder.dim, compute)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    @property
+    def computed(self) -> int:
+        """Rows embedded so far."""
+        return int(self._done.sum())
+
+    def __getitem__(self, index: int | np.ndarray) -> np.ndarray:
+        wanted = np.unique(np.arange(self.shape[0])[index])
+        missing = wanted[~self._done[wanted]]
+        if len(missing):
+            self._rows[missing] = self._compute(missing)
+            self._done[missing] = True
+        return self._rows[index]
+
+
 class Tracker(Protocol):
     """Links per-frame detections into tracks; one instance per video (BoxMOT's ``update(dets, img, embs)``).
 
     A tracker that uses appearance sets a true ``needs_embeddings`` attribute; the pipeline
-    then embeds every detection of a frame and passes the vectors (computing them costs an
-    embedder call per processed frame, so motion-only trackers leave it unset).
+    then passes the detections' vectors as :class:`LazyEmbeddings` (an embedder call for the
+    rows the tracker reads, so motion-only trackers leave it unset and pay nothing).
     """
 
     def update(self, detections: Detections, image: np.ndarray | None = None,
@@ -306,7 +355,8 @@ class Tracker(Protocol):
             image: The frame, ``(H, W, 3)`` uint8 BGR (for trackers that look at pixels,
                 e.g. camera-motion compensation).
             embeddings: ``(N, D)`` float32 L2-normalised ReID vectors of the detections (rows of
-                boxes too small to embed are zero), when the tracker ``needs_embeddings``.
+                boxes too small to embed are zero), when the tracker ``needs_embeddings``: an
+                array or :class:`LazyEmbeddings` (index it, do not iterate it).
         """
         ...
 

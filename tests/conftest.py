@@ -93,10 +93,11 @@ def vtest_library(tmp_path_factory, vtest_path, detector_model_path, reid_model_
     reuse = os.environ.get("REID_TEST_VTEST_LIBRARY")
     if reuse:  # developer shortcut: start from a copy of a library that already holds vtest.avi
         shutil.copyfile(reuse, db)
-    # stride 2 and the float32 detector: the settings these tests' expectations were measured with
-    # (the int8 default, sampling by time and the motion gate have tests of their own)
+    # stride 2, the float32 detector and plain ByteTrack: the settings these tests' expectations (the
+    # annotated tracks of tests/training/test_adapt.py among them) were measured with; the int8
+    # default, sampling by time, the motion gate and the buffered tracker have tests of their own
     engine = Engine(db, detector=detector_model_path, reid=reid_model_path, device="cpu", stride=2,
-                    precision="fp32")
+                    precision="fp32", tracker="bytetrack")
     items = list(engine.index(vtest_path))
     assert items and items[-1].done, "indexing vtest.avi did not finish"
     video = engine.store.video_by_path(vtest_path)

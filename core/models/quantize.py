@@ -110,7 +110,7 @@ def box_agreement(reference: list[Any], candidate: list[Any], *, min_score: floa
         reference: ``Detections`` per frame from the float model.
         candidate: ``Detections`` per frame from the derived model (same frames).
     """
-    from core.tracking import iou_matrix
+    from core.track_motion import iou_matrix
 
     kept = total = 0
     for ref, cand in zip(reference, candidate, strict=True):

@@ -70,23 +70,30 @@ def test_geometry_round_trip(tmp_path):
 
 def test_indexing_settings_validation_and_engine_arguments():
     s = AppSettings()
-    assert (s.precision, s.sampling, s.rate, s.motion_gate) == ("auto", "rate", 5.0, True)
-    assert s.engine_kwargs() == {"device": "auto", "precision": "auto", "stride": None, "rate": 5.0,
-                                 "motion_gate": True}
+    assert (s.precision, s.sampling, s.rate, s.motion_gate, s.detect_size) == ("auto", "rate", 3.0, True, 0)
+    assert s.engine_kwargs() == {"device": "auto", "precision": "auto", "stride": None, "rate": 3.0,
+                                 "motion_gate": True, "detect_size": None}
     odd = AppSettings(precision="int4", sampling="sometimes", rate="fast", motion_gate="false",
-                      device="gpu")
-    assert (odd.precision, odd.sampling, odd.rate, odd.motion_gate) == ("auto", "rate", 5.0, False)
+                      device="gpu", detect_size=1000)
+    assert (odd.precision, odd.sampling, odd.rate, odd.motion_gate) == ("auto", "rate", 3.0, False)
+    assert odd.detect_size == 0 and AppSettings(detect_size="960").engine_kwargs()["detect_size"] == 960
+    assert AppSettings(detect_size=960).run_key() != s.run_key()
     assert AppSettings(rate=1000).rate == 30.0 and AppSettings(rate=0).rate == 0.5
     fixed = AppSettings(sampling="stride", stride=3, precision="fp32", device="gpu")
     assert fixed.engine_kwargs() == {"device": "cuda", "precision": "fp32", "stride": 3, "rate": None,
-                                     "motion_gate": True}
+                                     "motion_gate": True, "detect_size": None}
     assert fixed.engine_key() != AppSettings(sampling="stride", stride=3).engine_key()
 
 
 def test_indexing_settings_round_trip_and_migration(tmp_path):
-    s = AppSettings(precision="int8", sampling="stride", stride=5, rate=2.5, motion_gate=False)
+    s = AppSettings(precision="int8", sampling="stride", stride=5, rate=2.5, motion_gate=False,
+                    detect_size=960)
     _settings_store(tmp_path / "s.ini").save(s)
     assert _settings_store(tmp_path / "s.ini").load() == s
+    # version 2 stored the old default rate 5 as a value: it becomes the new default; a chosen rate stays
+    assert AppSettings.from_dict({"schema_version": 2, "rate": "5.0"}).rate == 3.0
+    assert AppSettings.from_dict({"schema_version": 2, "rate": "4.0"}).rate == 4.0
+    assert AppSettings.from_dict({"schema_version": 3, "rate": "5.0"}).rate == 5.0
     # version 1 had only a stride: a chosen one (not the old default 2) keeps sampling by frames
     assert AppSettings.from_dict({"schema_version": 1, "stride": "3"}).sampling == "stride"
     assert AppSettings.from_dict({"schema_version": 1, "stride": "2"}).sampling == "rate"
@@ -99,11 +106,15 @@ def test_settings_dialog_edits_precision_sampling_and_gate(qtbot):
     qtbot.addWidget(dialog)
     dialog.show()
     assert dialog.rate.isVisible() and not dialog.stride.isVisible()  # by time: the rate is edited
+    assert "A new" not in dialog.consequence.text()
+    dialog.detect_size.setCurrentIndex(dialog.detect_size.findData(960))
+    assert "A new detector" in dialog.consequence.text()  # another input size indexes again
     dialog.precision.setCurrentIndex(dialog.precision.findData("fp32"))
     dialog.rate.setValue(2.5)
     dialog.motion_gate.setChecked(False)
     edited = dialog.result_settings()
     assert (edited.precision, edited.sampling, edited.rate) == ("fp32", "rate", 2.5)
+    assert edited.detect_size == 960 and edited.engine_kwargs()["detect_size"] == 960
     assert not edited.motion_gate
     dialog.sampling.setCurrentIndex(dialog.sampling.findData("stride"))
     assert dialog.stride.isVisible() and not dialog.rate.isVisible()

@@ -223,6 +223,22 @@ def test_tracker_comes_from_the_registry_with_the_detectors_thresholds(tmp_path,
     assert not (tmp_path / "other.sqlite").exists()  # refused before the library was touched
 
 
+def test_detector_input_size_is_a_setting_of_the_run(tmp_path, detector_model_path, reid_model_path):
+    kw = {"detector": detector_model_path, "reid": reid_model_path, "device": "cpu", "precision": "fp32"}
+    with Engine(tmp_path / "lib.sqlite", **kw) as plain, Engine(tmp_path / "lib.sqlite", **kw,
+                                                                   detect_size=640) as same, \
+            Engine(tmp_path / "lib.sqlite", **kw, detect_size=960) as large:
+        assert plain.detector.imgsz == same.detector.imgsz == (640, 640)
+        assert large.detector.imgsz == (960, 960)
+        assert plain.settings_key == same.settings_key != large.settings_key  # another size, another run
+        assert large.worker_spec(1).detect_size == 960  # worker processes build the same detector
+        assert large.photo_detector.imgsz == (640, 640)  # query photos keep the model's own size
+        assert (type(plain.tracker_factory()).__name__, plain.tracker_factory().needs_embeddings) == (
+            "BufferedByteTracker", True)  # the default tracker
+    with pytest.raises(ValueError, match="multiple of its stride"):
+        Engine(tmp_path / "lib.sqlite", **kw, detect_size=650)
+
+
 def test_check_photo_finds_the_person_and_refuses_things_on_the_ground(vtest_library, tmp_path, vtest_path):
     e = vtest_library.engine
     with open_source(vtest_path) as src:

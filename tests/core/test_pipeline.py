@@ -434,7 +434,8 @@ class AppearanceAwareByteTracker(ByteTracker):
         self.seen: list[tuple[tuple[int, ...], np.ndarray, np.ndarray | None]] = []
 
     def update(self, detections, image=None, embeddings=None):
-        vectors = None if embeddings is None else embeddings.copy()
+        # the pipeline passes core.types.LazyEmbeddings: reading every row embeds them all
+        vectors = None if embeddings is None else np.array(embeddings[np.arange(len(embeddings))])
         self.seen.append((image.shape, detections.boxes.copy(), vectors))
         return super().update(detections, image, embeddings)
 
