@@ -297,7 +297,7 @@ def test_buffered_matching_follows_a_person_who_moves_more_than_their_width() ->
     buffered = BufferedByteTracker()
     assert DEFAULT_TRACKER == "bytetrack-buffered" and TRACKERS[DEFAULT_TRACKER] is BufferedByteTracker
     assert buffered.config.buffer == 0.5 and buffered.needs_embeddings
-    assert ids_of(run(buffered, frames), "p") == [1] * 8  # from the min_hits-th update, one id
+    assert ids_of(run(buffered, frames), "p") == [1] * 9  # from the second update (min_hits=2), one id
 
 
 def _takeover(tracker: ByteTracker, look_a: np.ndarray, look_b: np.ndarray) -> list[int]:
@@ -321,10 +321,25 @@ def test_appearance_stops_a_track_taking_over_someone_else() -> None:
     # buffered boxes alone: B inherits A's id
     assert _takeover(ByteTracker(buffer=0.5), look_a, look_b)[-3:] == [1, 1, 1]
     # with the appearance check B is someone new: a new tentative track, confirmed as id 2
-    assert _takeover(BufferedByteTracker(), look_a, look_b) == [0, 0, 1, 1, 1, 0, 0, 2]
+    assert _takeover(BufferedByteTracker(), look_a, look_b) == [0, 1, 1, 1, 1, 0, 2, 2]
     # and the same person, a little changed, is still followed
     same = look_a + 0.2 * _unit(rng)
     assert _takeover(BufferedByteTracker(), look_a, same / np.linalg.norm(same))[-3:] == [1, 1, 1]
+
+
+def test_low_confidence_boxes_keep_a_tentative_track_alive_until_it_is_confirmed() -> None:
+    """A walker seen at 0.55, 0.35, 0.55, ...: scores about the threshold, as this detector gives."""
+    person = walker(0, 100, 40, 100, vx=30)
+    frames = [{"p": person(t)} for t in range(8)]
+    scores = {(t, "p"): 0.55 if t % 2 == 0 else 0.35 for t in range(8)}
+    kw = {"high_thresh": 0.4, "new_track_thresh": 0.45}
+    # the tentative track dies on every weak frame and is born again on the next confident one
+    assert ids_of(run(ByteTracker(**kw, buffer=0.5, min_hits=2), frames, scores), "p") == []
+    result = run(BufferedByteTracker(**kw), frames, scores)
+    assert set(ids_of(result, "p")) == {1}  # one person, one id
+    assert next(t for t, r in enumerate(result) if "p" in r) == 2  # confirmed on its second confident hit
+    with pytest.raises(ValueError, match="buffer and appearance"):
+        ByteTracker(buffer=-1)
 
 
 def test_lazy_embeddings_embed_only_what_the_tracker_reads() -> None:
