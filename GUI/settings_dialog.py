@@ -42,8 +42,8 @@ PRECISION_LABELS = {"auto": "Automatic (int8 on the CPU, float16 on a GPU)",
                     "fp16": "float16 (GPU)",
                     "fp32": "float32 (the model as trained; for CPUs where int8 is not faster)"}
 SIZE_LABELS = {0: "The model's own (640 pixels)", 480: "480 pixels (faster; people near the camera)",
-               800: "800 pixels", 960: "960 pixels (people far from an HD camera; about 2.3x slower)",
-               1280: "1280 pixels (about 4x slower)"}
+               800: "800 pixels", 960: "960 pixels (people far from an HD camera; about 2.5x slower)",
+               1280: "1280 pixels (about 5x slower)"}
 SAMPLING_LABELS = {"rate": "By time: frames per second of video", "stride": "Every n-th frame"}
 OTHER = "__other__"
 

@@ -362,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--detect-size", type=arg_detect_size, default=None, metavar="PIXELS",
                            help="longest side of the detector's input, a multiple of 32 (default: the "
                                 "model's own, 640); 960 or 1280 find people far from an HD camera, at "
-                                "2-4x the cost")
+                                "2.5x or 5x the cost")
 
     p = sub.add_parser("index", help="index videos (resumable)",
                        description="Index video files, image folders or folders of videos (resumable).")

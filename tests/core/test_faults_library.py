@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -247,7 +248,9 @@ def test_a_read_only_library_is_searched_but_not_written(how, tmp_path, searched
         data = db.read_bytes()
         proc = run_cli("search", "--query", photos[0], "--db", db, "--device", "cpu", env_extra=models_env)
         assert proc.returncode == 0, proc.stderr
-        assert "search (not saved)" in proc.stdout and "1 person found at or above" in proc.stdout
+        # how many depends on the crop: one of the library's own tracks, at times two people side by side
+        assert "search (not saved)" in proc.stdout
+        assert re.search(r"\d (person|people) found at or above", proc.stdout), proc.stdout
         assert f"this search was not saved: the library {db} is read-only" in proc.stdout
         proc = run_cli("index", fault_clips["B"], "--db", db, "--device", "cpu", env_extra=models_env)
         assert_one_line_error(proc, str(db), "is read-only", "nothing can be stored")
