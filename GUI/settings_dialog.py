@@ -244,8 +244,8 @@ class SettingsDialog(QDialog):
             text = (f"A new {what}: {videos} indexed again the next time they are searched, which takes "
                     "about as long as the first time; their past searches stay and can be reopened.")
         else:
-            text = ("Changing the models, the precision or which frames are indexed indexes the videos again "
-                    "when they are next searched.")
+            text = ("Changing the models, the precision, the detector input or which frames are indexed "
+                    "indexes the videos again when they are next searched.")
         self.consequence.setText(text)
         self.consequence.setStyleSheet("color: #b45309;" if reid or other else "")
 
