@@ -333,6 +333,8 @@ class _Indexer:
             return None
         return LazyEmbeddings.of(self.embedder, frame.image, dets.boxes)
 
+    # -- checkpoints -------------------------------------------------------------------------
+
     def _embed_finished(self) -> list[NewTrack]:
         settings = self.settings
         keep: list[tuple[LiveTrack, list[Candidate]]] = []

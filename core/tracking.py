@@ -242,8 +242,10 @@ class ByteTracker:
 
         Args:
             detections: The frame's detections (boxes ``(N, 4)`` xyxy pixels, scores ``(N,)``).
-            image: The frame (unused: this tracker uses motion and overlap only).
-            embeddings: Unused (the tracker has no ``needs_embeddings``, so the pipeline passes none).
+            image: The frame (unused: this tracker uses motion, overlap and appearance only).
+            embeddings: ``(N, D)`` ReID vectors of the detections, an array or
+                :class:`~core.types.LazyEmbeddings` (read only when ``appearance > 0``: the tracker
+                then ``needs_embeddings``; ``None`` skips the appearance check).
 
         Returns:
             The confirmed tracks matched in this frame, sorted by id: ids ``(K,)``, the matched
@@ -275,15 +277,9 @@ class ByteTracker:
         # 1. high-confidence detections vs all confirmed tracks (seen last frame or lost)
         confirmed = [t for t in self._tracks if t.state != TENTATIVE]
         tentative = [t for t in self._tracks if t.state == TENTATIVE]
-        pairs, left_tracks, left_high = self._associate(confirmed, boxes[high], cfg.match_iou)
+        pairs, left_tracks, left_high = self._cascade(confirmed, boxes, high, feats)
         matched += [(confirmed[ti], int(high[di])) for ti, di in pairs]
         high = high[left_high]
-        if cfg.buffer > 0:  # 1b. the pairs left, by buffered IoU (people who moved far since the last update)
-            pairs, left2, left_high = self._associate([confirmed[i] for i in left_tracks], boxes[high],
-                                                      cfg.match_iou, cfg.buffer, feats(high))
-            matched += [(confirmed[left_tracks[ti]], int(high[di])) for ti, di in pairs]
-            left_tracks = left_tracks[left2]
-            high = high[left_high]
 
         # 2. low-confidence detections vs confirmed tracks still unmatched that were seen last frame
         recent = [confirmed[i] for i in left_tracks if confirmed[i].state == TRACKED]
@@ -304,12 +300,7 @@ class ByteTracker:
         kept = [t for t in confirmed if t.misses <= cfg.max_age]
 
         # 4. remaining high-confidence detections vs tentative tracks; unmatched tentative ones die
-        pairs, left_t, left_high = self._associate(tentative, boxes[high], cfg.match_iou)
-        if cfg.buffer > 0:  # 4b. then by buffered IoU, as in 1b
-            more, _, left2 = self._associate([tentative[i] for i in left_t], boxes[high[left_high]],
-                                             cfg.match_iou, cfg.buffer, feats(high[left_high]))
-            pairs = np.concatenate([pairs, np.stack([left_t[more[:, 0]], left_high[more[:, 1]]], 1)])
-            left_high = left_high[left2]
+        pairs, _, left_high = self._cascade(tentative, boxes, high, feats)
         for ti, di in pairs:
             track, det = tentative[ti], int(high[di])
             track.hit(xyah[det], float(scores[det]))
@@ -352,6 +343,27 @@ class ByteTracker:
             scores=detections.scores[det_index],
             det_index=det_index,
         )
+
+    def _cascade(self, tracks: list[_Track], boxes: np.ndarray, dets: np.ndarray,
+                 feats: Callable[[np.ndarray], Callable[[np.ndarray], np.ndarray] | None],
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Match ``tracks`` to the detections ``dets`` (indices into ``boxes``): IoU, then buffered IoU.
+
+        With a ``buffer``, the pairs plain IoU leaves get the buffered second chance, checked by
+        appearance (people who moved far since the last update).
+
+        Returns:
+            As :func:`linear_assignment`: ``(K, 2)`` ``(track position, position in dets)`` pairs and
+            the track and ``dets`` positions left over.
+        """
+        cfg = self.config
+        pairs, left_t, left_d = self._associate(tracks, boxes[dets], cfg.match_iou)
+        if cfg.buffer <= 0:
+            return pairs, left_t, left_d
+        more, left_t2, left_d2 = self._associate([tracks[i] for i in left_t], boxes[dets[left_d]],
+                                                 cfg.match_iou, cfg.buffer, feats(dets[left_d]))
+        pairs = np.concatenate([pairs, np.stack([left_t[more[:, 0]], left_d[more[:, 1]]], axis=1)])
+        return pairs, left_t[left_t2], left_d[left_d2]
 
     def _associate(self, tracks: list[_Track], det_boxes: np.ndarray, min_iou: float, buffer: float = 0.0,
                    looks: Callable[[np.ndarray], np.ndarray] | None = None,
